@@ -1,0 +1,3 @@
+-- name: ping()$
+-- The number 1, as proof that the server answers.
+SELECT 1;

@@ -1,0 +1,76 @@
+-- 003_message_counts.sql: keep conversations.message_count equal to the number
+-- of messages, so that listing conversations never counts messages. Needs 002.
+-- Safe to re-run.
+
+-- One statement-level function for every trigger below: it adds the rows a
+-- statement inserted and subtracts the rows it deleted, one UPDATE per
+-- conversation touched rather than one per message.
+CREATE OR REPLACE FUNCTION messages_update_message_count()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        UPDATE conversations SET message_count = 0 WHERE message_count <> 0;
+        RETURN NULL;
+    END IF;
+
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        UPDATE conversations AS c
+        SET message_count = c.message_count + added.message_count
+        FROM (
+            SELECT n.conversation_id, count(*) AS message_count
+            FROM new_messages AS n
+            GROUP BY n.conversation_id
+        ) AS added
+        WHERE c.id = added.conversation_id;
+    END IF;
+
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        UPDATE conversations AS c
+        SET message_count = c.message_count - removed.message_count
+        FROM (
+            SELECT o.conversation_id, count(*) AS message_count
+            FROM old_messages AS o
+            GROUP BY o.conversation_id
+        ) AS removed
+        WHERE c.id = removed.conversation_id;
+    END IF;
+
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER messages_count_insert_trg
+    AFTER INSERT ON messages
+    REFERENCING NEW TABLE AS new_messages
+    FOR EACH STATEMENT EXECUTE FUNCTION messages_update_message_count();
+
+CREATE OR REPLACE TRIGGER messages_count_update_trg
+    AFTER UPDATE ON messages
+    REFERENCING OLD TABLE AS old_messages NEW TABLE AS new_messages
+    FOR EACH STATEMENT EXECUTE FUNCTION messages_update_message_count();
+
+CREATE OR REPLACE TRIGGER messages_count_delete_trg
+    AFTER DELETE ON messages
+    REFERENCING OLD TABLE AS old_messages
+    FOR EACH STATEMENT EXECUTE FUNCTION messages_update_message_count();
+
+CREATE OR REPLACE TRIGGER messages_count_truncate_trg
+    AFTER TRUNCATE ON messages
+    FOR EACH STATEMENT EXECUTE FUNCTION messages_update_message_count();
+
+-- Messages stored before this script ran are counted once here; on a re-run
+-- every count is already right and no row changes.
+UPDATE conversations AS c
+SET message_count = counted.message_count
+FROM (
+    SELECT m.conversation_id, count(*) AS message_count
+    FROM messages AS m
+    GROUP BY m.conversation_id
+) AS counted
+WHERE c.id = counted.conversation_id
+    AND c.message_count <> counted.message_count;
+
+COMMENT ON FUNCTION messages_update_message_count() IS
+    'Trigger function that keeps conversations.message_count in step with messages.';
