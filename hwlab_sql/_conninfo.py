@@ -1,0 +1,72 @@
+"""Name a database server without its password, and make connection errors safe."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NoReturn
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from .errors import ConnectionFailedError
+
+
+def _parse(conninfo: str) -> dict[str, Any]:
+    try:
+        return conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        # psycopg's message quotes the string, password included.
+        raise ValueError(
+            "dsn: cannot be parsed; use a URI such as"
+            " 'postgresql://user@host:5432/dbname' or key=value pairs such as"
+            " 'host=localhost dbname=app'"
+        ) from None
+
+
+def describe(conninfo: str) -> str:
+    """Return 'host:port/dbname' for *conninfo*, completed from PG* variables.
+
+    Unset parts fall back the way libpq completes them, so the name matches
+    the server the connection reaches.
+    """
+    params = _parse(conninfo)
+    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    user = params.get("user") or os.environ.get("PGUSER") or _login_name()
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE") or user
+    return f"{host}:{port}/{dbname}"
+
+
+def _login_name() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except (ImportError, KeyError, OSError):
+        return "postgres"
+
+
+def pool_name(conninfo: object, fallback: str) -> str:
+    """Return describe(conninfo), or *fallback* when the pool computes it per call."""
+    return describe(conninfo) if isinstance(conninfo, str) else fallback
+
+
+def password_of(conninfo: str) -> str | None:
+    """Return the password *conninfo* or PGPASSWORD carries, if any."""
+    password = _parse(conninfo).get("password") or os.environ.get("PGPASSWORD")
+    return str(password) if password else None
+
+
+def raise_connection_failed(conninfo: str, exc: psycopg.OperationalError) -> NoReturn:
+    """Raise an error naming the server and the cause of *exc*, minus secrets."""
+    cause = " ".join(str(exc).split()) or type(exc).__name__
+    password = password_of(conninfo)
+    leaked = password is not None and password in cause
+    if password:
+        cause = cause.replace(password, "***")
+    error = ConnectionFailedError(
+        f"cannot connect to {describe(conninfo)}: {cause}; check that the server"
+        " is running and that the host, port, user and password are right"
+    )
+    # Chaining would print psycopg's message in tracebacks, password and all.
+    raise error from (None if leaked else exc)
