@@ -1,0 +1,1 @@
+"""Developer tools for working on hwlab_sql."""
