@@ -27,7 +27,9 @@ from hwlab_sql import AsyncStore, Store
 from hwlab_sql.migrations import run_migrations
 from tools.pgserver import ThrowawayServer, reachable_conninfo
 
-TEST_DBNAME = "hwlab_sql_tests"
+# Unique per run: parallel runs on one server, or a template left behind by a
+# killed run, must not collide.
+TEST_DBNAME = f"hwlab_sql_tests_{os.getpid()}"
 
 
 def apply_schema(**connect_kwargs: Any) -> None:
