@@ -1,7 +1,7 @@
 """Import the example transcript into PostgreSQL and print what was stored.
 
 The server is the one DATABASE_URL, or else the PG* variables and libpq's
-defaults, reach. When none answers, a throwaway server is started from the
+defaults, reach. When none responds, a throwaway server is started from the
 installed PostgreSQL binaries and removed at the end.
 
 Run it with ``make demo``, or ``python examples/demo.py [TRANSCRIPT.json]``.

@@ -82,7 +82,7 @@ class _ConversationMethods:
             _core.missing_conversation_as_not_found(conversation_uuid),
         ):
             if not params["roles"]:
-                # Nothing to insert, so only the conversation's existence is news.
+                # An empty list inserts nothing: only check the conversation exists.
                 row = self._run(
                     conn, "get_conversation", _core.id_params(conversation_uuid)
                 )
@@ -166,7 +166,7 @@ class Store(_ConversationMethods):
     def open(
         cls, dsn: str = "", *, connect_timeout: int = 10, **pool_options: Any
     ) -> Store:
-        """Open a pool on *dsn*, check that the server answers, and wrap it.
+        """Open a pool on *dsn*, check that the server responds, and wrap it.
 
         An empty *dsn* uses the PG* environment variables and libpq's
         defaults. *pool_options* go to psycopg_pool.ConnectionPool.

@@ -86,7 +86,7 @@ class _AsyncConversationMethods:
         async with self._connection() as conn:
             with _core.missing_conversation_as_not_found(conversation_uuid):
                 if not params["roles"]:
-                    # Nothing to insert, so only the conversation's existence is news.
+                    # An empty list inserts nothing: only check the conversation exists.
                     row = await self._run(
                         conn, "get_conversation", _core.id_params(conversation_uuid)
                     )
@@ -174,7 +174,7 @@ class AsyncStore(_AsyncConversationMethods):
     def open(
         cls, dsn: str = "", *, connect_timeout: int = 10, **pool_options: Any
     ) -> _OpeningStore:
-        """Open a pool on *dsn*, check that the server answers, and wrap it.
+        """Open a pool on *dsn*, check that the server responds, and wrap it.
 
         Use it as ``store = await AsyncStore.open(dsn)`` or as
         ``async with AsyncStore.open(dsn) as store:``. An empty *dsn* uses the
