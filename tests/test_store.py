@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import timezone
 from typing import Any
@@ -313,3 +315,46 @@ def test_store_run_migrations_is_repeatable(store: Any) -> None:
     # The template database is migrated already: nothing is left to apply.
     assert store.run_migrations() == []
     assert store.run_migrations() == []
+
+
+def test_add_message_loses_race_with_delete(
+    sync_store: Store, dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    """A delete committed while the insert waits on its row gives NotFoundError."""
+    conversation_id = sync_store.create_conversation()
+    outcome: list[BaseException | uuid.UUID] = []
+
+    with psycopg.connect(dsn) as deleter:
+        deleter.execute("DELETE FROM conversations WHERE id = %s", [conversation_id])
+
+        def add() -> None:
+            try:
+                outcome.append(sync_store.add_message(conversation_id, "user", "late"))
+            except BaseException as exc:  # inspected below
+                outcome.append(exc)
+
+        # The insert sees the row, then its foreign key check waits for the
+        # deleting transaction, which commits and takes the row away.
+        writer = threading.Thread(target=add)
+        writer.start()
+        _wait_for_lock_wait(db)
+        deleter.commit()
+        writer.join(timeout=30)
+
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], NotFoundError)
+    assert isinstance(outcome[0].__cause__, psycopg.errors.ForeignKeyViolation)
+    assert count_rows(db, "messages") == 0
+
+
+def _wait_for_lock_wait(db: psycopg.Connection[Any]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = db.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()
+        if row is not None and row[0] > 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the insert never waited for the delete's lock")
