@@ -37,6 +37,16 @@ def _dsn_of(conn: psycopg.Connection[Any]) -> str:
     )
 
 
+def _psql_file(dsn: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """Run one SQL file with psql the way an operator would."""
+    return subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def _ledger(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
     return conn.execute(
         "SELECT version, name, checksum FROM hwlab_sql_migrations ORDER BY version"
@@ -93,22 +103,7 @@ def test_each_script_runs_twice_by_psql(empty_db: psycopg.Connection[Any]) -> No
     dsn = _dsn_of(empty_db)
     for name in SCRIPT_NAMES:
         for _ in range(2):
-            result = subprocess.run(
-                [
-                    "psql",
-                    "-X",
-                    "-q",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-d",
-                    dsn,
-                    "-f",
-                    str(SCHEMA_DIR / name),
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            result = _psql_file(dsn, SCHEMA_DIR / name)
             assert result.returncode == 0, result.stderr
     assert {"conversations", "messages"} <= _tables(empty_db)
 
@@ -119,21 +114,8 @@ def test_runner_adopts_psql_built_database(
 ) -> None:
     dsn = _dsn_of(empty_db)
     for name in SCRIPT_NAMES:
-        subprocess.run(
-            [
-                "psql",
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                dsn,
-                "-f",
-                str(SCHEMA_DIR / name),
-            ],
-            capture_output=True,
-            check=True,
-        )
+        result = _psql_file(dsn, SCHEMA_DIR / name)
+        assert result.returncode == 0, result.stderr
     empty_db.execute("INSERT INTO conversations (model) VALUES ('kept')")
     with caplog.at_level(logging.INFO, logger="hwlab_sql.migrations"):
         applied = run_migrations(empty_db)
