@@ -2,7 +2,10 @@
 -- Id of the new message; no row, and nothing stored, when the conversation
 -- does not exist.
 INSERT INTO messages (conversation_id, role, content)
-SELECT c.id, :role, :content
+SELECT
+    c.id,
+    :role,
+    :content
 FROM conversations AS c
 WHERE c.id = :conversation_id
 RETURNING id;
@@ -11,7 +14,10 @@ RETURNING id;
 -- Ids of the new messages in the order of the two arrays, which pair up by
 -- position; no rows, and nothing stored, when the conversation does not exist.
 INSERT INTO messages (conversation_id, role, content)
-SELECT c.id, m.role, m.content
+SELECT
+    c.id,
+    m.role,
+    m.content
 FROM conversations AS c
 CROSS JOIN
     unnest(:roles::text[], :contents::text[]) WITH ORDINALITY
@@ -23,7 +29,12 @@ RETURNING id;
 -- name: list_messages(conversation_id)
 -- Messages of one conversation in the order they were added; empty when it
 -- has none or does not exist.
-SELECT m.id, m.conversation_id, m.role, m.content, m.created_at
+SELECT
+    m.id,
+    m.conversation_id,
+    m.role,
+    m.content,
+    m.created_at
 FROM messages AS m
 WHERE m.conversation_id = :conversation_id
 ORDER BY m.seq;

@@ -24,7 +24,11 @@ SELECT to_regclass('hwlab_sql_migrations') IS NOT NULL;
 
 -- name: list_applied_scripts()
 -- Every applied schema script with its SHA-256 checksum and time, oldest first.
-SELECT l.version, l.name, l.checksum, l.applied_at
+SELECT
+    l.version,
+    l.name,
+    l.checksum,
+    l.applied_at
 FROM hwlab_sql_migrations AS l
 ORDER BY l.version;
 

@@ -65,7 +65,9 @@ CREATE OR REPLACE TRIGGER messages_count_truncate_trg
 UPDATE conversations AS c
 SET message_count = counted.message_count
 FROM (
-    SELECT m.conversation_id, count(*) AS message_count
+    SELECT
+        m.conversation_id,
+        count(*) AS message_count
     FROM messages AS m
     GROUP BY m.conversation_id
 ) AS counted

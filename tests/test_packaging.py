@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -103,3 +104,24 @@ def test_wheel_installs_and_runs_elsewhere(tmp_path: Path, dsn: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "from", "the", "wheel", "2"]
+
+    # The console script reads the same database, with the SQL from the wheel.
+    command = env_dir / "bin" / "hwlab-sql"
+    listed = subprocess.run(
+        [str(command), "--dsn", dsn, "list", "--json"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [row["model"] for row in json.loads(listed.stdout)] == ["from the wheel"]
+    checked = subprocess.run(
+        [str(command), "--dsn", dsn, "check"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "hwlab_sql/sql/queries/migrations.sql:" in checked.stdout
