@@ -16,7 +16,7 @@ from pathlib import Path
 # The throwaway-server helper lives in the repository's tools/ folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hwlab_sql import Conversation, ConversationSummary, Store
+from hwlab_sql import Conversation, ConversationSummary, HwlabSqlError, Store
 from hwlab_sql.transcripts import (
     Transcript,
     import_transcript,
@@ -81,4 +81,10 @@ def print_conversation(conversation: Conversation) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    try:
+        sys.exit(main(sys.argv))
+    except (HwlabSqlError, ValueError, OSError) as exc:
+        # The library's messages name the problem and the fix; a traceback adds
+        # nothing for someone trying the demo.
+        print(f"demo: {exc}", file=sys.stderr)
+        sys.exit(1)
