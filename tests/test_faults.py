@@ -267,6 +267,7 @@ def _faults_dsn(server: ThrowawayServer) -> str:
     return f"host=127.0.0.1 port={server.port} user=postgres dbname=faults"
 
 
+@pytest.mark.slow
 def test_store_recovers_after_restart(
     kind: str, server: ThrowawayServer, async_runner: asyncio.Runner
 ) -> None:
@@ -282,6 +283,7 @@ def test_store_recovers_after_restart(
     assert contents == ["before the restart", "after the restart"]
 
 
+@pytest.mark.slow
 def test_call_while_down_fails_in_time(
     kind: str, server: ThrowawayServer, async_runner: asyncio.Runner
 ) -> None:
@@ -320,6 +322,7 @@ def test_call_while_down_fails_in_time(
     assert threads_named(pool_name) == []
 
 
+@pytest.mark.slow
 def test_open_pool_that_cannot_connect(
     kind: str, server: ThrowawayServer, async_runner: asyncio.Runner
 ) -> None:

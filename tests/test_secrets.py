@@ -20,6 +20,9 @@ from hwlab_sql import AsyncStore, ConnectionFailedError, Store
 from hwlab_sql.migrations import run_migrations
 from tools.pgserver import ThrowawayServer, find_free_port
 
+# Every test runs on a server of this module's own.
+pytestmark = pytest.mark.slow
+
 PASSWORD = "s3cret-Pa55word-of-faults"
 ROTATED_PASSWORD = "r0tated-Pa55word-of-faults"
 SECRETS = (PASSWORD, ROTATED_PASSWORD)
