@@ -26,6 +26,13 @@ _MAX_READS = 4
 # Seconds a diagnostic connection may take when the pool sets no connect_timeout.
 _DIAGNOSTIC_CONNECT_TIMEOUT = 10
 
+# Default reconnect_timeout of the pools that Store.open makes, in seconds.
+# psycopg_pool retries a failed connection after 1, 2, 4, 8 s and so on, for up
+# to reconnect_timeout (300 s by default), so after an outage of 15 s a store
+# waited 12 s more for its next attempt. Series of 5 s keep the gaps at 2 s or
+# less, and a caller that finds no connection starts a new series.
+RECONNECT_TIMEOUT = 5.0
+
 
 def connection_lost(
     conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
@@ -154,7 +161,8 @@ def _raise_unreachable(
 
 def _raise_busy(name: str, timeout: float, max_size: int, exc: PoolTimeout) -> NoReturn:
     raise PoolTimeout(
-        f"pool {name}: no connection free within {timeout:g} s, while the server"
-        f" accepts new connections, so all {max_size} are probably in use;"
-        " raise max_size or timeout, or hold connections for less time"
+        f"pool {name}: no connection free within {timeout:g} s, although the server"
+        f" accepts new connections, so all {max_size} are in use or the pool is"
+        " still reconnecting after an outage; raise max_size or timeout, or hold"
+        " connections for less time"
     ) from exc

@@ -191,7 +191,8 @@ class Store(_ConversationMethods):
         a call waits for a pooled connection. A call made while the server is
         down raises ConnectionFailedError after at most about timeout +
         connect_timeout seconds. *pool_options* go to
-        psycopg_pool.ConnectionPool.
+        psycopg_pool.ConnectionPool, with reconnect_timeout set to 5 seconds
+        unless given, so that the pool reconnects promptly after an outage.
 
         :raises ConnectionFailedError: when the server cannot be reached
             within *connect_timeout* seconds or refuses the connection.
@@ -202,6 +203,7 @@ class Store(_ConversationMethods):
         kwargs = {"autocommit": True, "connect_timeout": connect_timeout}
         kwargs.update(pool_options.pop("kwargs", {}))
         pool_options.setdefault("name", f"hwlab_sql {name}")
+        pool_options.setdefault("reconnect_timeout", _pooling.RECONNECT_TIMEOUT)
         pool: ConnectionPool[Any] = ConnectionPool(
             dsn, kwargs=kwargs, open=False, timeout=timeout, **pool_options
         )

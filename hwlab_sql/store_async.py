@@ -203,9 +203,9 @@ class AsyncStore(_AsyncConversationMethods):
 
         Use it as ``store = await AsyncStore.open(dsn)`` or as
         ``async with AsyncStore.open(dsn) as store:``. An empty *dsn* uses the
-        PG* environment variables and libpq's defaults. *connect_timeout* and
-        *timeout* are as for Store.open. *pool_options* go to
-        psycopg_pool.AsyncConnectionPool.
+        PG* environment variables and libpq's defaults. *connect_timeout*,
+        *timeout* and the default reconnect_timeout are as for Store.open.
+        *pool_options* go to psycopg_pool.AsyncConnectionPool.
 
         :raises ConnectionFailedError: when the server cannot be reached
             within *connect_timeout* seconds or refuses the connection.
@@ -226,6 +226,7 @@ class AsyncStore(_AsyncConversationMethods):
         kwargs = {"autocommit": True, "connect_timeout": connect_timeout}
         kwargs.update(pool_options.pop("kwargs", {}))
         pool_options.setdefault("name", f"hwlab_sql {name}")
+        pool_options.setdefault("reconnect_timeout", _pooling.RECONNECT_TIMEOUT)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             dsn, kwargs=kwargs, open=False, timeout=timeout, **pool_options
         )

@@ -323,6 +323,40 @@ def test_call_while_down_fails_in_time(
 
 
 @pytest.mark.slow
+def test_store_recovers_after_long_outage(
+    kind: str, server: ThrowawayServer, async_runner: asyncio.Runner
+) -> None:
+    """Calls fail during an outage of 8 s; the first call after it succeeds."""
+    store = _open(
+        kind,
+        _faults_dsn(server),
+        async_runner,
+        min_size=2,
+        max_size=2,
+        timeout=2.0,
+        connect_timeout=2,
+    )
+    try:
+        conversation_id = store.create_conversation()
+        server.stop()
+        outage_end = time.monotonic() + 8.0
+        failed_calls = 0
+        while time.monotonic() < outage_end:
+            with pytest.raises(ConnectionFailedError):
+                store.list_conversations()
+            failed_calls += 1
+        server.start()
+        started = time.monotonic()
+        conversation = store.get_conversation(conversation_id)
+        recovery = time.monotonic() - started
+    finally:
+        store.close()
+    assert conversation.id == conversation_id
+    assert failed_calls >= 3
+    assert recovery < 2.0
+
+
+@pytest.mark.slow
 def test_open_pool_that_cannot_connect(
     kind: str, server: ThrowawayServer, async_runner: asyncio.Runner
 ) -> None:
