@@ -29,7 +29,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import _core, _pooling, migrations
-from ._conninfo import describe, pool_name, raise_connection_failed
+from ._conninfo import describe, merge_kwargs, pool_name, raise_connection_failed
 from ._logging import log_query, logger
 from ._sql import load_queries
 from .models import Conversation, ConversationSummary, Role
@@ -375,7 +375,11 @@ class _OpeningStore:
 
 
 def _run_migrations_sync(conninfo: str, kwargs: dict[str, Any]) -> list[str]:
-    with psycopg.connect(conninfo, **kwargs) as conn:
+    try:
+        conn = psycopg.connect(conninfo, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise_connection_failed(merge_kwargs(conninfo, kwargs), exc)
+    with conn:
         return [script.filename for script in migrations.run_migrations(conn)]
 
 

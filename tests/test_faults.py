@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -354,6 +355,47 @@ def test_store_recovers_after_long_outage(
     assert conversation.id == conversation_id
     assert failed_calls >= 3
     assert recovery < 2.0
+
+
+@pytest.mark.slow
+def test_migrate_while_down_fails_clearly(
+    kind: str, server: ThrowawayServer, async_runner: asyncio.Runner
+) -> None:
+    store = _open(
+        kind, _faults_dsn(server), async_runner, timeout=2.0, connect_timeout=2
+    )
+    try:
+        server.stop()
+        with pytest.raises(ConnectionFailedError) as caught:
+            store.run_migrations()
+    finally:
+        store.close()
+    assert f"cannot connect to 127.0.0.1:{server.port}/faults" in str(caught.value)
+    assert "Connection refused" in str(caught.value)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts TCP connections and never sends a byte."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield int(listener.getsockname()[1])
+
+
+def test_open_silent_server_times_out(
+    kind: str, silent_port: int, async_runner: asyncio.Runner
+) -> None:
+    dsn = f"host=127.0.0.1 port={silent_port} user=postgres dbname=faults"
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailedError) as caught:
+        _open(kind, dsn, async_runner, connect_timeout=2)
+    elapsed = time.monotonic() - started
+    assert elapsed < 5.0
+    message = str(caught.value)
+    assert f"cannot connect to 127.0.0.1:{silent_port}/faults" in message
+    assert "timeout expired" in message
+    assert threads_named(f"hwlab_sql 127.0.0.1:{silent_port}") == []
 
 
 @pytest.mark.slow
