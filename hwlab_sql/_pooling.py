@@ -111,7 +111,7 @@ def raise_timeout(
     pool's connect_timeout, so a caller waits up to timeout + connect_timeout.
     """
     conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
-    kwargs = pool.kwargs() if callable(pool.kwargs) else dict(pool.kwargs or {})
+    kwargs = dict((pool.kwargs() if callable(pool.kwargs) else pool.kwargs) or {})
     kwargs.setdefault("connect_timeout", _DIAGNOSTIC_CONNECT_TIMEOUT)
     try:
         psycopg.connect(conninfo, **kwargs).close()
@@ -127,8 +127,8 @@ async def raise_timeout_async(
 
     The same as raise_timeout, for an asyncio pool.
     """
-    conninfo = await _resolve(pool.conninfo)
-    kwargs = dict(await _resolve(pool.kwargs) or {})
+    conninfo = await resolve_setting(pool.conninfo)
+    kwargs = dict(await resolve_setting(pool.kwargs) or {})
     kwargs.setdefault("connect_timeout", _DIAGNOSTIC_CONNECT_TIMEOUT)
     try:
         conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
@@ -138,7 +138,8 @@ async def raise_timeout_async(
     _raise_busy(pool.name, waited or pool.timeout, pool.max_size, exc)
 
 
-async def _resolve(setting: Any) -> Any:
+async def resolve_setting(setting: Any) -> Any:
+    """Return a pool setting, calling it first when the pool computes it."""
     if callable(setting):
         setting = setting()
     if inspect.isawaitable(setting):

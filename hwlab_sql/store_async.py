@@ -7,7 +7,6 @@ come from the same helpers in _core.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import (
     AsyncIterator,
@@ -336,18 +335,9 @@ class AsyncStore(_AsyncConversationMethods):
         """
         # The runner is synchronous; it runs in a worker thread on a connection
         # of its own, made with the pool's settings.
-        conninfo = await _resolve(self._pool.conninfo)
-        kwargs = await _resolve(self._pool.kwargs) or {}
+        conninfo = await _pooling.resolve_setting(self._pool.conninfo)
+        kwargs = await _pooling.resolve_setting(self._pool.kwargs) or {}
         return await asyncio.to_thread(_run_migrations_sync, conninfo, kwargs)
-
-
-async def _resolve(setting: Any) -> Any:
-    """Return a pool setting, calling it first when the pool computes it."""
-    if callable(setting):
-        setting = setting()
-    if inspect.isawaitable(setting):
-        setting = await setting
-    return setting
 
 
 class _OpeningStore:
