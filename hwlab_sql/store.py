@@ -287,9 +287,9 @@ class Store(_ConversationMethods):
 
     def _read(self, name: str, read: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         # A connection can still die between _getconn's check and the query.
-        # Reads run again once on another connection then. Writes do not: the
-        # server may have committed one before the connection broke, and a
-        # second run would store it twice.
+        # Reads run again once on another connection then. Writes do not,
+        # because the server may have committed one before the connection
+        # broke, and a second run would store it twice.
         with self._connection() as conn:
             try:
                 return read(conn)

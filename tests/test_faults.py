@@ -207,7 +207,7 @@ def test_add_messages_lost_mid_batch_stores_none(
     assert count_rows(db, "messages") == 0
     (summary,) = full_store.list_conversations()
     assert summary.message_count == 0
-    # A write is never run twice: the server may have committed the first run.
+    # A write is never run twice, because the server may have committed the first.
     assert _records(caplog, logging.WARNING) == []
 
 
@@ -327,7 +327,11 @@ def test_call_while_down_fails_in_time(
 def test_store_recovers_after_long_outage(
     kind: str, server: ThrowawayServer, async_runner: asyncio.Runner
 ) -> None:
-    """Calls fail during an outage of 8 s; the first call after it succeeds."""
+    """Calls fail during an outage of 8 s; the first call after it succeeds.
+
+    With psycopg_pool's default reconnect_timeout of 300 s, the pool's attempts
+    come 1, 3, 7 and 15 s after the outage began, so the call would time out.
+    """
     store = _open(
         kind,
         _faults_dsn(server),
