@@ -321,6 +321,14 @@ def test_call_while_down_fails_in_time(
     assert "Connection refused" in message
     assert contents == ["after the outage"]
     assert threads_named(pool_name) == []
+    assert async_runner.run(_tasks_named(pool_name)) == []
+
+
+async def _tasks_named(prefix: str) -> list[str]:
+    """Return the names of the event loop's tasks that start with *prefix*."""
+    return [
+        t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith(prefix)
+    ]
 
 
 @pytest.mark.slow
