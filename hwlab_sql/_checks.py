@@ -14,7 +14,8 @@ MAX_LIST_LIMIT = 100
 # The 36-character form with hyphens, or the 32 hex digits alone; uuid.UUID()
 # also accepts braces, "urn:uuid:" and stray whitespace, which we do not.
 _UUID_TEXT = re.compile(
-    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{32}"
 )
 
 

@@ -6,7 +6,7 @@ import os
 from typing import Any, NoReturn
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import ConnectionFailedError
 
@@ -57,15 +57,37 @@ def password_of(conninfo: str) -> str | None:
     return str(password) if password else None
 
 
-def raise_connection_failed(conninfo: str, exc: psycopg.OperationalError) -> NoReturn:
-    """Raise an error naming the server and the cause of *exc*, minus secrets."""
+def merge_kwargs(conninfo: str, kwargs: dict[str, Any]) -> str:
+    """Return *conninfo* with the server and login settings that *kwargs* override.
+
+    A pool connects with ``connect(conninfo, **kwargs)``, so these keys of
+    *kwargs* win over the same keys of *conninfo*.
+    """
+    overrides = {key: kwargs[key] for key in _SERVER_KEYS if kwargs.get(key)}
+    return make_conninfo(conninfo, **overrides) if overrides else conninfo
+
+
+_SERVER_KEYS = ("host", "hostaddr", "port", "user", "password", "dbname")
+
+
+def raise_connection_failed(
+    conninfo: str, exc: psycopg.OperationalError, *, waited: str = ""
+) -> NoReturn:
+    """Raise an error naming the server and the cause of *exc*, minus secrets.
+
+    *waited* describes what the caller waited for before this attempt, if
+    anything.
+    """
     cause = " ".join(str(exc).split()) or type(exc).__name__
     password = password_of(conninfo)
     leaked = password is not None and password in cause
     if password:
         cause = cause.replace(password, "***")
+    server = describe(conninfo)
+    if waited:
+        server = f"{server} ({waited})"
     error = ConnectionFailedError(
-        f"cannot connect to {describe(conninfo)}: {cause}; check that the server"
+        f"cannot connect to {server}: {cause}; check that the server"
         " is running and that the host, port, user and password are right"
     )
     # Chaining would print psycopg's message in tracebacks, password and all.

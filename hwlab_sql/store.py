@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from time import perf_counter
+from time import monotonic, perf_counter
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
 from aiosql.types import SQLOperationType
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import _core, migrations
+from . import _core, _pooling, migrations
 from ._conninfo import describe, pool_name, raise_connection_failed
 from ._logging import log_query, logger
 from ._sql import load_queries
@@ -22,6 +22,8 @@ from .models import Conversation, ConversationSummary, Role
 
 queries: Any = load_queries()
 """The named queries of ``queries/*.sql``, for psycopg connections."""
+
+_T = TypeVar("_T")
 
 
 class _ConversationMethods:
@@ -41,6 +43,11 @@ class _ConversationMethods:
         if logger.isEnabledFor(logging.DEBUG):
             log_query(name, perf_counter() - started)
         return result
+
+    def _read(self, name: str, read: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """Run *read*, which only reads, on a connection; *name* is for logs."""
+        with self._connection() as conn:
+            return read(conn)
 
     def create_conversation(self, model: str = "") -> UUID:
         """Start a conversation and return its id."""
@@ -97,11 +104,14 @@ class _ConversationMethods:
         :raises NotFoundError: when no conversation has this id.
         """
         params = _core.id_params(conversation_id)
-        with self._connection() as conn:
+
+        def read(conn: psycopg.Connection[Any]) -> Conversation:
             row = self._run(conn, "get_conversation", params)
             _core.require_found(row, params["conversation_id"])
             message_rows = self._run(conn, "list_messages", params)
-        return _core.build_conversation(row, message_rows)
+            return _core.build_conversation(row, message_rows)
+
+        return self._read("get_conversation", read)
 
     def list_conversations(
         self, limit: int = 100, *, before: ConversationSummary | None = None
@@ -114,9 +124,11 @@ class _ConversationMethods:
         :raises ValueError: when *limit* is below 1.
         """
         name, params = _core.list_query(limit, before)
-        with self._connection() as conn:
-            rows = self._run(conn, name, params)
-        return _core.build_summaries(rows)
+
+        def read(conn: psycopg.Connection[Any]) -> list[ConversationSummary]:
+            return _core.build_summaries(self._run(conn, name, params))
+
+        return self._read(name, read)
 
     def delete_conversation(self, conversation_id: UUID | str) -> None:
         """Delete a conversation and its messages.
@@ -164,12 +176,23 @@ class Store(_ConversationMethods):
 
     @classmethod
     def open(
-        cls, dsn: str = "", *, connect_timeout: int = 10, **pool_options: Any
+        cls,
+        dsn: str = "",
+        *,
+        connect_timeout: int = 10,
+        timeout: float = 30.0,
+        **pool_options: Any,
     ) -> Store:
         """Open a pool on *dsn*, check that the server responds, and wrap it.
 
         An empty *dsn* uses the PG* environment variables and libpq's
-        defaults. *pool_options* go to psycopg_pool.ConnectionPool.
+        defaults. *connect_timeout* bounds each new connection, in whole
+        seconds (libpq raises 1 to 2). *timeout* bounds, in seconds, how long
+        a call waits for a pooled connection. A call made while the server is
+        down raises ConnectionFailedError after at most about timeout +
+        connect_timeout seconds. *pool_options* go to
+        psycopg_pool.ConnectionPool, with reconnect_timeout set to 5 seconds
+        unless given, so that the pool reconnects promptly after an outage.
 
         :raises ConnectionFailedError: when the server cannot be reached
             within *connect_timeout* seconds or refuses the connection.
@@ -180,10 +203,17 @@ class Store(_ConversationMethods):
         kwargs = {"autocommit": True, "connect_timeout": connect_timeout}
         kwargs.update(pool_options.pop("kwargs", {}))
         pool_options.setdefault("name", f"hwlab_sql {name}")
+        pool_options.setdefault("reconnect_timeout", _pooling.RECONNECT_TIMEOUT)
         pool: ConnectionPool[Any] = ConnectionPool(
-            dsn, kwargs=kwargs, open=False, **pool_options
+            dsn, kwargs=kwargs, open=False, timeout=timeout, **pool_options
         )
-        pool.open(wait=True, timeout=float(connect_timeout))
+        try:
+            pool.open(wait=True, timeout=float(connect_timeout))
+        except PoolTimeout as exc:
+            # wait() closes the pool on a timeout; closing again is harmless
+            # and makes sure that no pool thread outlives the failed open().
+            pool.close()
+            _pooling.raise_timeout(pool, exc, waited=float(connect_timeout))
         logger.info("pool %s opened", pool.name)
         return cls(pool, owns_pool=True)
 
@@ -212,8 +242,63 @@ class Store(_ConversationMethods):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._name}>"
 
-    def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
-        return self._pool.connection()
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        # As ConnectionPool.connection(), with _getconn's checks.
+        conn = self._getconn()
+        try:
+            with conn:
+                yield conn
+        finally:
+            self._pool.putconn(conn)
+
+    def _getconn(self) -> psycopg.Connection[Any]:
+        """Take a connection from the pool, replacing those the server closed.
+
+        A connection that died while idle in the pool (server restart,
+        pg_terminate_backend) is found here without a round trip and handed
+        back, so that the pool closes and replaces it, and no statement is ever
+        sent on it. That makes any call safe to run on the next connection, a
+        write included, while costing one poll() per checkout rather than the
+        round trip of ConnectionPool.check_connection.
+
+        :raises ConnectionFailedError: when no connection is free within the
+            pool's timeout and the server cannot be reached.
+        :raises PoolTimeout: when no connection is free within the pool's
+            timeout although the server accepts new connections.
+        """
+        pool = self._pool
+        deadline = monotonic() + pool.timeout
+        replaced = 0
+        while True:
+            try:
+                conn: psycopg.Connection[Any] = pool.getconn(
+                    timeout=deadline - monotonic()
+                )
+            except PoolTimeout as exc:
+                _pooling.raise_timeout(pool, exc)
+            if not _pooling.connection_lost(conn):
+                break
+            pool.putconn(conn)
+            replaced += 1
+        if replaced:
+            _pooling.log_replaced(pool.name, replaced)
+        return conn
+
+    def _read(self, name: str, read: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        # A connection can still die between _getconn's check and the query.
+        # Reads run again once on another connection then. Writes do not,
+        # because the server may have committed one before the connection
+        # broke, and a second run would store it twice.
+        with self._connection() as conn:
+            try:
+                return read(conn)
+            except psycopg.OperationalError as exc:
+                if not _pooling.lost_mid_query(exc, conn):
+                    raise
+                _pooling.log_read_retry(self._pool.name, name, exc)
+        with self._connection() as conn:
+            return read(conn)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -222,7 +307,7 @@ class Store(_ConversationMethods):
         The transaction commits when the ``with`` block ends and rolls back
         when it raises.
         """
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             tx = Transaction(conn)
             try:
                 yield tx
@@ -234,7 +319,7 @@ class Store(_ConversationMethods):
 
         Safe to call on every start-up, from many processes at once.
         """
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return [script.filename for script in migrations.run_migrations(conn)]
 
 

@@ -7,28 +7,37 @@ come from the same helpers in _core.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import AsyncIterator, Coroutine, Generator, Iterable
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from time import perf_counter
+from time import monotonic, perf_counter
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
 from aiosql.types import SQLOperationType
 from psycopg.rows import tuple_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from . import _core, migrations
-from ._conninfo import describe, pool_name, raise_connection_failed
+from . import _core, _pooling, migrations
+from ._conninfo import describe, merge_kwargs, pool_name, raise_connection_failed
 from ._logging import log_query, logger
 from ._sql import load_queries
 from .models import Conversation, ConversationSummary, Role
 
 async_queries: Any = load_queries(is_async=True)
 """The named queries of ``queries/*.sql``, for psycopg async connections."""
+
+_T = TypeVar("_T")
+_AsyncRead = Callable[[psycopg.AsyncConnection[Any]], Awaitable[_T]]
 
 
 class _AsyncConversationMethods:
@@ -49,6 +58,11 @@ class _AsyncConversationMethods:
         if logger.isEnabledFor(logging.DEBUG):
             log_query(name, perf_counter() - started)
         return result
+
+    async def _read(self, name: str, read: _AsyncRead[_T]) -> _T:
+        """Run *read*, which only reads, on a connection; *name* is for logs."""
+        async with self._connection() as conn:
+            return await read(conn)
 
     async def create_conversation(self, model: str = "") -> UUID:
         """Start a conversation and return its id."""
@@ -101,11 +115,14 @@ class _AsyncConversationMethods:
         :raises NotFoundError: when no conversation has this id.
         """
         params = _core.id_params(conversation_id)
-        async with self._connection() as conn:
+
+        async def read(conn: psycopg.AsyncConnection[Any]) -> Conversation:
             row = await self._run(conn, "get_conversation", params)
             _core.require_found(row, params["conversation_id"])
             message_rows = await self._run(conn, "list_messages", params)
-        return _core.build_conversation(row, message_rows)
+            return _core.build_conversation(row, message_rows)
+
+        return await self._read("get_conversation", read)
 
     async def list_conversations(
         self, limit: int = 100, *, before: ConversationSummary | None = None
@@ -118,9 +135,11 @@ class _AsyncConversationMethods:
         :raises ValueError: when *limit* is below 1.
         """
         name, params = _core.list_query(limit, before)
-        async with self._connection() as conn:
-            rows = await self._run(conn, name, params)
-        return _core.build_summaries(rows)
+
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[ConversationSummary]:
+            return _core.build_summaries(await self._run(conn, name, params))
+
+        return await self._read(name, read)
 
     async def delete_conversation(self, conversation_id: UUID | str) -> None:
         """Delete a conversation and its messages.
@@ -172,23 +191,33 @@ class AsyncStore(_AsyncConversationMethods):
 
     @classmethod
     def open(
-        cls, dsn: str = "", *, connect_timeout: int = 10, **pool_options: Any
+        cls,
+        dsn: str = "",
+        *,
+        connect_timeout: int = 10,
+        timeout: float = 30.0,
+        **pool_options: Any,
     ) -> _OpeningStore:
         """Open a pool on *dsn*, check that the server responds, and wrap it.
 
         Use it as ``store = await AsyncStore.open(dsn)`` or as
         ``async with AsyncStore.open(dsn) as store:``. An empty *dsn* uses the
-        PG* environment variables and libpq's defaults. *pool_options* go to
-        psycopg_pool.AsyncConnectionPool.
+        PG* environment variables and libpq's defaults. *connect_timeout*,
+        *timeout* and the default reconnect_timeout are as for Store.open.
+        *pool_options* go to psycopg_pool.AsyncConnectionPool.
 
         :raises ConnectionFailedError: when the server cannot be reached
             within *connect_timeout* seconds or refuses the connection.
         """
-        return _OpeningStore(cls._open(dsn, connect_timeout, pool_options))
+        return _OpeningStore(cls._open(dsn, connect_timeout, timeout, pool_options))
 
     @classmethod
     async def _open(
-        cls, dsn: str, connect_timeout: int, pool_options: dict[str, Any]
+        cls,
+        dsn: str,
+        connect_timeout: int,
+        timeout: float,
+        pool_options: dict[str, Any],
     ) -> AsyncStore:
         # Parsing first keeps a malformed dsn, password and all, out of errors.
         name = describe(dsn)
@@ -196,10 +225,17 @@ class AsyncStore(_AsyncConversationMethods):
         kwargs = {"autocommit": True, "connect_timeout": connect_timeout}
         kwargs.update(pool_options.pop("kwargs", {}))
         pool_options.setdefault("name", f"hwlab_sql {name}")
+        pool_options.setdefault("reconnect_timeout", _pooling.RECONNECT_TIMEOUT)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            dsn, kwargs=kwargs, open=False, **pool_options
+            dsn, kwargs=kwargs, open=False, timeout=timeout, **pool_options
         )
-        await pool.open(wait=True, timeout=float(connect_timeout))
+        try:
+            await pool.open(wait=True, timeout=float(connect_timeout))
+        except PoolTimeout as exc:
+            # wait() closes the pool on a timeout; closing again is harmless
+            # and makes sure that no pool task outlives the failed open().
+            await pool.close()
+            await _pooling.raise_timeout_async(pool, exc, waited=float(connect_timeout))
         logger.info("pool %s opened", pool.name)
         return cls(pool, owns_pool=True)
 
@@ -230,12 +266,53 @@ class AsyncStore(_AsyncConversationMethods):
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        async with self._pool.connection() as conn:
-            # aiosql's async adapter reads rows through the connection's row
-            # factory, which an application's pool may have set to dicts.
-            if conn.row_factory is not tuple_row:
-                conn.row_factory = tuple_row
-            yield conn
+        # As AsyncConnectionPool.connection(), with _getconn's checks.
+        conn = await self._getconn()
+        try:
+            async with conn:
+                # aiosql's async adapter reads rows through the connection's row
+                # factory, which an application's pool may have set to dicts.
+                if conn.row_factory is not tuple_row:
+                    conn.row_factory = tuple_row
+                yield conn
+        finally:
+            await self._pool.putconn(conn)
+
+    async def _getconn(self) -> psycopg.AsyncConnection[Any]:
+        """Take a connection from the pool, replacing those the server closed.
+
+        The same as Store._getconn, whose documentation explains the design.
+        """
+        pool = self._pool
+        deadline = monotonic() + pool.timeout
+        replaced = 0
+        while True:
+            try:
+                conn: psycopg.AsyncConnection[Any] = await pool.getconn(
+                    timeout=deadline - monotonic()
+                )
+            except PoolTimeout as exc:
+                await _pooling.raise_timeout_async(pool, exc)
+            if not _pooling.connection_lost(conn):
+                break
+            await pool.putconn(conn)
+            replaced += 1
+        if replaced:
+            _pooling.log_replaced(pool.name, replaced)
+        return conn
+
+    async def _read(self, name: str, read: _AsyncRead[_T]) -> _T:
+        # Reads run again once when their connection breaks mid-query, and
+        # writes do not. Store._read explains why.
+        async with self._connection() as conn:
+            try:
+                return await read(conn)
+            except psycopg.OperationalError as exc:
+                if not _pooling.lost_mid_query(exc, conn):
+                    raise
+                _pooling.log_read_retry(self._pool.name, name, exc)
+        async with self._connection() as conn:
+            return await read(conn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncTransaction]:
@@ -258,18 +335,9 @@ class AsyncStore(_AsyncConversationMethods):
         """
         # The runner is synchronous; it runs in a worker thread on a connection
         # of its own, made with the pool's settings.
-        conninfo = await _resolve(self._pool.conninfo)
-        kwargs = await _resolve(self._pool.kwargs) or {}
+        conninfo = await _pooling.resolve_setting(self._pool.conninfo)
+        kwargs = await _pooling.resolve_setting(self._pool.kwargs) or {}
         return await asyncio.to_thread(_run_migrations_sync, conninfo, kwargs)
-
-
-async def _resolve(setting: Any) -> Any:
-    """Return a pool setting, calling it first when the pool computes it."""
-    if callable(setting):
-        setting = setting()
-    if inspect.isawaitable(setting):
-        setting = await setting
-    return setting
 
 
 class _OpeningStore:
@@ -297,7 +365,11 @@ class _OpeningStore:
 
 
 def _run_migrations_sync(conninfo: str, kwargs: dict[str, Any]) -> list[str]:
-    with psycopg.connect(conninfo, **kwargs) as conn:
+    try:
+        conn = psycopg.connect(conninfo, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise_connection_failed(merge_kwargs(conninfo, kwargs), exc)
+    with conn:
         return [script.filename for script in migrations.run_migrations(conn)]
 
 
