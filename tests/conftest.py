@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -25,6 +24,7 @@ from pytest_postgresql.executors import NoopExecutor
 
 from hwlab_sql import AsyncStore, Store
 from hwlab_sql.migrations import run_migrations
+from tests.helpers import AsyncAsSync
 from tools.pgserver import ThrowawayServer, reachable_conninfo
 
 # Unique per run: parallel runs on one server, or a template left behind by a
@@ -105,52 +105,6 @@ def db(postgresql: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
 def sync_store(dsn: str) -> Iterator[Store]:
     with Store.open(dsn, min_size=1, max_size=4) as store:
         yield store
-
-
-class AsyncAsSync:
-    """Drive an AsyncStore (or AsyncTransaction) through a plain, blocking API.
-
-    The same behavioural test then runs against both facades: coroutine
-    methods are run to completion on one event loop, and async context
-    managers become plain ones.
-    """
-
-    def __init__(self, target: Any, runner: asyncio.Runner) -> None:
-        self._target = target
-        self._runner = runner
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._target, name)
-        if not callable(attribute):
-            return attribute
-        return self._wrap(attribute)
-
-    def _wrap(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = method(*args, **kwargs)
-            if asyncio.iscoroutine(result):
-                return self._runner.run(result)
-            if hasattr(result, "__aenter__"):
-                return self._sync_context(result)
-            return result
-
-        return call
-
-    @contextmanager
-    def _sync_context(self, manager: Any) -> Iterator[Any]:
-        entered = self._runner.run(manager.__aenter__())
-        try:
-            yield AsyncAsSync(entered, self._runner)
-        except BaseException as exc:
-            if not self._runner.run(
-                manager.__aexit__(type(exc), exc, exc.__traceback__)
-            ):
-                raise
-        else:
-            self._runner.run(manager.__aexit__(None, None, None))
-
-    def __repr__(self) -> str:
-        return repr(self._target)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from conftest import AsyncAsSync
 
 from hwlab_sql import AsyncStore, ConnectionFailedError, Store
 from hwlab_sql.migrations import run_migrations
@@ -30,7 +29,7 @@ from tests.backends import (
     threads_named,
     wait_for,
 )
-from tests.helpers import count_rows
+from tests.helpers import AsyncAsSync, count_rows
 from tools.pgserver import ThrowawayServer
 
 POOL_SIZE = 4

@@ -19,7 +19,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import AsyncAsSync
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
@@ -27,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed
 
 from hwlab_sql import AsyncStore, Store
 from hwlab_sql.migrations import run_migrations
+from tests.helpers import AsyncAsSync
 
 # Fragments with a special meaning in SQL, string formatting, Unicode or terminals.
 FRAGMENTS = [

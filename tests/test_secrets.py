@@ -14,10 +14,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import AsyncAsSync
 
 from hwlab_sql import AsyncStore, ConnectionFailedError, Store
 from hwlab_sql.migrations import run_migrations
+from tests.helpers import AsyncAsSync
 from tools.pgserver import ThrowawayServer, find_free_port
 
 # Every test runs on a server of this module's own.
