@@ -49,6 +49,7 @@ class Plan:
 
     name: str
     repetitions: int
+    ingest_repetitions: int
     data_sets: tuple[int, ...]
     ingest_conversations: int
     ingest_per_conversation: int
@@ -65,6 +66,7 @@ class Plan:
 FULL = Plan(
     name="full",
     repetitions=5,
+    ingest_repetitions=3,
     data_sets=(10_000, 100_000, 1_000_000),
     ingest_conversations=1_000,
     ingest_per_conversation=100,
@@ -73,7 +75,7 @@ FULL = Plan(
     list_calls=500,
     thread_calls=250,
     probe_calls=200,
-    memory_repetitions=3,
+    memory_repetitions=2,
     warmup=50,
     loop_seconds=120.0,
 )
@@ -81,6 +83,7 @@ FULL = Plan(
 QUICK = Plan(
     name="quick",
     repetitions=3,
+    ingest_repetitions=3,
     data_sets=(10_000, 100_000),
     ingest_conversations=50,
     ingest_per_conversation=100,
@@ -177,7 +180,7 @@ def measure_ingest(dsn: str, plan: Plan, results: report.Results) -> None:
     labels = [COPY, PSYCOPG, FACADE, SQLALCHEMY]
     count = plan.ingest_conversations
     with open_clients(dsn, labels) as clients:
-        for repetition in range(plan.repetitions):
+        for repetition in range(plan.ingest_repetitions):
             progress(f"add_messages ingest, run {repetition + 1}")
             with database.connect(dsn) as conn:
                 database.reset(conn)
