@@ -8,7 +8,7 @@ SQL_FILES := queries schema
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[binary,test,lint]'
+	$(PYTHON) -m pip install --quiet -e '.[binary,test,lint,bench]'
 	touch $@
 
 demo: $(VENV)/.installed
@@ -22,6 +22,14 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/sqlfluff lint $(SQL_FILES)
+
+# Raw psycopg and SQLAlchemy Core side by side with the facade, in a scratch
+# database; docs/benchmarks.md explains the numbers. bench takes minutes.
+bench: $(VENV)/.installed
+	$(PYTHON) -m benchmarks.run
+
+bench-quick: $(VENV)/.installed
+	$(PYTHON) -m benchmarks.run --quick
 
 migrate: $(VENV)/.installed
 	$(PYTHON) -m hwlab_sql migrate

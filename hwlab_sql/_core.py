@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.types.array import ListBinaryDumper
 
 from . import _checks
 from .errors import NotFoundError
@@ -22,6 +23,21 @@ Params = dict[str, Any]
 Row = Sequence[Any]
 
 _MESSAGES_FKEY = "messages_conversation_id_fkey"
+
+
+class BinaryTextArray(list[str]):
+    """A list of str that psycopg sends as a binary text[] parameter.
+
+    psycopg 3.3 escapes and quotes each element of a text-format array in
+    Python. With 100 messages of 200 characters that took 0.9 ms of a 5 ms
+    add_messages call (benchmarks/, 2 CPUs, Python 3.11). The binary format
+    sends the elements unchanged.
+    """
+
+
+# A %s placeholder uses the dumper registered last for the value's type. The
+# type is private to hwlab_sql, so no other value changes format.
+psycopg.adapters.register_dumper(BinaryTextArray, ListBinaryDumper)
 
 
 def conversation_params(model: object) -> Params:
@@ -49,7 +65,11 @@ def messages_params(
     """Return the parameters of add_messages."""
     conversation_uuid = _checks.to_uuid(conversation_id)
     roles, contents = _checks.check_messages(messages)
-    return {"conversation_id": conversation_uuid, "roles": roles, "contents": contents}
+    return {
+        "conversation_id": conversation_uuid,
+        "roles": BinaryTextArray(roles),
+        "contents": BinaryTextArray(contents),
+    }
 
 
 def list_query(limit: object, before: object) -> tuple[str, Params]:

@@ -3,38 +3,50 @@
 -- Safe to re-run.
 
 -- One statement-level function for every trigger below: it adds the rows a
--- statement inserted and subtracts the rows it deleted, one UPDATE per
--- conversation touched rather than one per message.
+-- statement inserted and subtracts the rows it deleted, with one UPDATE by
+-- primary key per conversation touched rather than one per message.
+-- PL/pgSQL keeps each statement's plan for the whole session. A single
+-- UPDATE ... FROM the transition table, planned on a session's first insert
+-- of many rows, could keep a sequential scan of conversations for every later
+-- insert; an UPDATE comparing id with a variable is always an index scan.
 CREATE OR REPLACE FUNCTION messages_update_message_count()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
+DECLARE
+    counted record;
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         UPDATE conversations SET message_count = 0 WHERE message_count <> 0;
         RETURN NULL;
     END IF;
 
+    -- In id order, so that concurrent statements lock conversations in the
+    -- same order.
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        UPDATE conversations AS c
-        SET message_count = c.message_count + added.message_count
-        FROM (
+        FOR counted IN
             SELECT n.conversation_id, count(*) AS message_count
             FROM new_messages AS n
             GROUP BY n.conversation_id
-        ) AS added
-        WHERE c.id = added.conversation_id;
+            ORDER BY n.conversation_id
+        LOOP
+            UPDATE conversations AS c
+            SET message_count = c.message_count + counted.message_count
+            WHERE c.id = counted.conversation_id;
+        END LOOP;
     END IF;
 
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        UPDATE conversations AS c
-        SET message_count = c.message_count - removed.message_count
-        FROM (
+        FOR counted IN
             SELECT o.conversation_id, count(*) AS message_count
             FROM old_messages AS o
             GROUP BY o.conversation_id
-        ) AS removed
-        WHERE c.id = removed.conversation_id;
+            ORDER BY o.conversation_id
+        LOOP
+            UPDATE conversations AS c
+            SET message_count = c.message_count - counted.message_count
+            WHERE c.id = counted.conversation_id;
+        END LOOP;
     END IF;
 
     RETURN NULL;

@@ -167,11 +167,11 @@ def test_new_script_applies_alone(
     schema = tmp_path / "schema"
     shutil.copytree(SCHEMA_DIR, schema)
     run_migrations(empty_db, directory=schema)
-    (schema / "004_extra.sql").write_text(
+    (schema / "900_extra.sql").write_text(
         "CREATE TABLE IF NOT EXISTS extra_table (id int);\n"
     )
     applied = run_migrations(empty_db, directory=schema)
-    assert [s.filename for s in applied] == ["004_extra.sql"]
+    assert [s.filename for s in applied] == ["900_extra.sql"]
     assert "extra_table" in _tables(empty_db)
 
 
@@ -180,7 +180,7 @@ def test_failing_script_rolls_back_alone(
 ) -> None:
     schema = tmp_path / "schema"
     shutil.copytree(SCHEMA_DIR, schema)
-    (schema / "004_broken.sql").write_text(
+    (schema / "900_broken.sql").write_text(
         "CREATE TABLE half_done (id int);\nSELECT no_such_column FROM conversations;\n"
     )
     with pytest.raises(psycopg.errors.UndefinedColumn):
@@ -199,13 +199,13 @@ def test_missing_script_warns(
 ) -> None:
     schema = tmp_path / "schema"
     shutil.copytree(SCHEMA_DIR, schema)
-    (schema / "004_extra.sql").write_text("SELECT 1;\n")
+    (schema / "900_extra.sql").write_text("SELECT 1;\n")
     run_migrations(empty_db, directory=schema)
-    (schema / "004_extra.sql").unlink()
+    (schema / "900_extra.sql").unlink()
     with caplog.at_level(logging.WARNING, logger="hwlab_sql.migrations"):
         assert run_migrations(empty_db, directory=schema) == []
     assert (
-        "schema/004_extra.sql is recorded as applied but missing on disk" in caplog.text
+        "schema/900_extra.sql is recorded as applied but missing on disk" in caplog.text
     )
 
 
