@@ -52,7 +52,10 @@ class _AsyncConversationMethods:
         query = getattr(async_queries, name)
         started = perf_counter()
         if query.operation is SQLOperationType.SELECT:
-            result: Any = [row async for row in query(conn, **params)]
+            # As in Store: one fetchall() rather than an async generator per row.
+            opening = getattr(async_queries, f"{name}_cursor")(conn, **params)
+            async with opening as cursor:
+                result: Any = await cursor.fetchall()
         else:
             result = await query(conn, **params)
         if logger.isEnabledFor(logging.DEBUG):
