@@ -21,6 +21,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
 
 from hwlab_sql import AsyncStore, Store
 from hwlab_sql.migrations import run_migrations
@@ -64,19 +65,27 @@ elif os.geteuid() != 0:
 else:
 
     @pytest.fixture(scope="session")
-    def throwaway_executor() -> Iterator[NoopExecutor]:
+    def postgresql_server() -> Iterator[NoopExecutor]:
         with ThrowawayServer() as server:
-            yield NoopExecutor(
+            executor = NoopExecutor(
                 host="127.0.0.1",
                 port=server.port,
                 user="postgres",
+                options="",
                 password=None,
                 dbname=TEST_DBNAME,
             )
+            janitor = DatabaseJanitor(
+                user="postgres",
+                host="127.0.0.1",
+                port=server.port,
+                dbname=executor.template_dbname,
+                as_template=True,
+            )
+            with janitor:
+                janitor.load(apply_schema)
+                yield executor
 
-    postgresql_server = factories.postgresql_noproc(
-        dbname=TEST_DBNAME, load=[apply_schema], depends_on="throwaway_executor"
-    )
 
 postgresql = factories.postgresql("postgresql_server")
 
