@@ -80,8 +80,10 @@ def raise_connection_failed(
     """
     cause = " ".join(str(exc).split()) or type(exc).__name__
     password = password_of(conninfo)
-    leaked = password is not None and password in cause
-    if password:
+    # libpq does not quote passwords in its messages; replacing is a second
+    # guard. NOTE: passwords under 4 characters are left alone, because
+    # replacing them would garble ordinary words of the message.
+    if password and len(password) >= 4:
         cause = cause.replace(password, "***")
     server = describe(conninfo)
     if waited:
@@ -90,5 +92,10 @@ def raise_connection_failed(
         f"cannot connect to {server}: {cause}; check that the server"
         " is running and that the host, port, user and password are right"
     )
-    # Chaining would print psycopg's message in tracebacks, password and all.
-    raise error from (None if leaked else exc)
+    # Neither chained nor kept as context: psycopg's error holds its
+    # connection, and with it the password, in exc.pgconn. The message above
+    # carries the cause.
+    try:
+        raise error from None
+    finally:
+        error.__context__ = None

@@ -14,8 +14,8 @@ import psycopg
 from aiosql.types import SQLOperationType
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import _core, _pooling, migrations
-from ._conninfo import describe, pool_name, raise_connection_failed
+from . import _checks, _core, _pooling, migrations
+from ._conninfo import describe, merge_kwargs, pool_name, raise_connection_failed
 from ._logging import log_query, logger
 from ._sql import load_queries
 from .models import Conversation, ConversationSummary, Role
@@ -110,9 +110,11 @@ class _ConversationMethods:
         params = _core.id_params(conversation_id)
 
         def read(conn: psycopg.Connection[Any]) -> Conversation:
+            # Messages first: a delete committed between the two statements
+            # then raises NotFoundError instead of returning no messages.
+            message_rows = self._run(conn, "list_messages", params)
             row = self._run(conn, "get_conversation", params)
             _core.require_found(row, params["conversation_id"])
-            message_rows = self._run(conn, "list_messages", params)
             return _core.build_conversation(row, message_rows)
 
         return self._read("get_conversation", read)
@@ -174,6 +176,12 @@ class Store(_ConversationMethods):
     """
 
     def __init__(self, pool: ConnectionPool[Any], *, owns_pool: bool = False) -> None:
+        if not isinstance(pool, ConnectionPool):
+            raise TypeError(
+                f"Store(pool): expected a psycopg_pool.ConnectionPool, got"
+                f" {type(pool).__name__}; use Store.open(dsn) to open one from a"
+                " connection string"
+            )
         self._pool = pool
         self._owns_pool = owns_pool
         self._name = pool_name(pool.conninfo, pool.name)
@@ -201,11 +209,12 @@ class Store(_ConversationMethods):
         :raises ConnectionFailedError: when the server cannot be reached
             within *connect_timeout* seconds or refuses the connection.
         """
+        _checks.check_open_options(dsn, connect_timeout, timeout)
         # Parsing first keeps a malformed dsn, password and all, out of errors.
         name = describe(dsn)
-        _ping(dsn, connect_timeout)
         kwargs = {"autocommit": True, "connect_timeout": connect_timeout}
         kwargs.update(pool_options.pop("kwargs", {}))
+        _ping(dsn, kwargs)
         pool_options.setdefault("name", f"hwlab_sql {name}")
         pool_options.setdefault("reconnect_timeout", _pooling.RECONNECT_TIMEOUT)
         pool: ConnectionPool[Any] = ConnectionPool(
@@ -327,12 +336,10 @@ class Store(_ConversationMethods):
             return [script.filename for script in migrations.run_migrations(conn)]
 
 
-def _ping(dsn: str, connect_timeout: int) -> None:
-    """Connect once and run the ping query, to fail early with a clear cause."""
+def _ping(dsn: str, kwargs: dict[str, Any]) -> None:
+    """Connect once as the pool will and ping, to fail early with a clear cause."""
     try:
-        with psycopg.connect(
-            dsn, autocommit=True, connect_timeout=connect_timeout
-        ) as conn:
+        with psycopg.connect(dsn, **kwargs) as conn:
             queries.ping(conn)
     except psycopg.OperationalError as exc:
-        raise_connection_failed(dsn, exc)
+        raise_connection_failed(merge_kwargs(dsn, kwargs), exc)

@@ -27,7 +27,7 @@ from aiosql.types import SQLOperationType
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from . import _core, _pooling, migrations
+from . import _checks, _core, _pooling, migrations
 from ._conninfo import describe, merge_kwargs, pool_name, raise_connection_failed
 from ._logging import log_query, logger
 from ._sql import load_queries
@@ -120,9 +120,11 @@ class _AsyncConversationMethods:
         params = _core.id_params(conversation_id)
 
         async def read(conn: psycopg.AsyncConnection[Any]) -> Conversation:
+            # Messages first: a delete committed between the two statements
+            # then raises NotFoundError instead of returning no messages.
+            message_rows = await self._run(conn, "list_messages", params)
             row = await self._run(conn, "get_conversation", params)
             _core.require_found(row, params["conversation_id"])
-            message_rows = await self._run(conn, "list_messages", params)
             return _core.build_conversation(row, message_rows)
 
         return await self._read("get_conversation", read)
@@ -188,6 +190,12 @@ class AsyncStore(_AsyncConversationMethods):
     def __init__(
         self, pool: AsyncConnectionPool[Any], *, owns_pool: bool = False
     ) -> None:
+        if not isinstance(pool, AsyncConnectionPool):
+            raise TypeError(
+                f"AsyncStore(pool): expected a psycopg_pool.AsyncConnectionPool,"
+                f" got {type(pool).__name__}; use AsyncStore.open(dsn) to open one"
+                " from a connection string"
+            )
         self._pool = pool
         self._owns_pool = owns_pool
         self._name = pool_name(pool.conninfo, pool.name)
@@ -222,11 +230,12 @@ class AsyncStore(_AsyncConversationMethods):
         timeout: float,
         pool_options: dict[str, Any],
     ) -> AsyncStore:
+        _checks.check_open_options(dsn, connect_timeout, timeout)
         # Parsing first keeps a malformed dsn, password and all, out of errors.
         name = describe(dsn)
-        await _ping(dsn, connect_timeout)
         kwargs = {"autocommit": True, "connect_timeout": connect_timeout}
         kwargs.update(pool_options.pop("kwargs", {}))
+        await _ping(dsn, kwargs)
         pool_options.setdefault("name", f"hwlab_sql {name}")
         pool_options.setdefault("reconnect_timeout", _pooling.RECONNECT_TIMEOUT)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
@@ -275,9 +284,14 @@ class AsyncStore(_AsyncConversationMethods):
             async with conn:
                 # aiosql's async adapter reads rows through the connection's row
                 # factory, which an application's pool may have set to dicts.
-                if conn.row_factory is not tuple_row:
-                    conn.row_factory = tuple_row
-                yield conn
+                # The pool's own factory comes back before the connection does.
+                row_factory = conn.row_factory
+                conn.row_factory = tuple_row
+                try:
+                    yield conn
+                finally:
+                    if not conn.closed:
+                        conn.row_factory = row_factory
         finally:
             await self._pool.putconn(conn)
 
@@ -376,12 +390,10 @@ def _run_migrations_sync(conninfo: str, kwargs: dict[str, Any]) -> list[str]:
         return [script.filename for script in migrations.run_migrations(conn)]
 
 
-async def _ping(dsn: str, connect_timeout: int) -> None:
-    """Connect once and run the ping query, to fail early with a clear cause."""
+async def _ping(dsn: str, kwargs: dict[str, Any]) -> None:
+    """Connect once as the pool will and ping, to fail early with a clear cause."""
     try:
-        async with await psycopg.AsyncConnection.connect(
-            dsn, autocommit=True, connect_timeout=connect_timeout
-        ) as conn:
+        async with await psycopg.AsyncConnection.connect(dsn, **kwargs) as conn:
             await async_queries.ping(conn)
     except psycopg.OperationalError as exc:
-        raise_connection_failed(dsn, exc)
+        raise_connection_failed(merge_kwargs(dsn, kwargs), exc)

@@ -101,3 +101,26 @@ def test_unparsable_dsn_hides_password() -> None:
     with pytest.raises(ValueError, match="dsn: cannot be parsed") as caught:
         Store.open(f"postgresql//postgres:{PASSWORD}@127.0.0.1 = =")
     _assert_secret_free(_everything_printed(caught.value))
+
+
+def test_wrong_password_keeps_no_psycopg_error(
+    password_server: ThrowawayServer,
+) -> None:
+    """psycopg's error holds the password in its pgconn, so none is attached."""
+    dsn = (
+        f"host=127.0.0.1 port={password_server.port} user=postgres"
+        f" password={WRONG_PASSWORD}"
+    )
+    with pytest.raises(ConnectionFailedError) as caught:
+        Store.open(dsn)
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+
+
+def test_open_password_in_pool_kwargs(password_server: ThrowawayServer) -> None:
+    dsn = f"host=127.0.0.1 port={password_server.port} user=postgres"
+    with Store.open(dsn, min_size=1, kwargs={"password": PASSWORD}) as store:
+        assert store.run_migrations() is not None
+    with pytest.raises(ConnectionFailedError) as caught:
+        Store.open(dsn, kwargs={"password": WRONG_PASSWORD})
+    _assert_secret_free(_everything_printed(caught.value))
