@@ -78,6 +78,10 @@ def check_messages(
     messages: Iterable[tuple[str, str]],
 ) -> tuple[list[Role], list[str]]:
     """Split (role, content) pairs into two checked lists of equal length."""
+    if isinstance(messages, str | bytes) or not isinstance(messages, Iterable):
+        raise ValueError(
+            f"messages: {_show(messages)} is not a list of (role, content) pairs"
+        )
     roles: list[Role] = []
     contents: list[str] = []
     for index, pair in enumerate(messages):
@@ -98,3 +102,32 @@ def check_limit(value: object) -> int:
     if value < 1:
         raise ValueError(f"limit: {value} is below 1; pass 1 to 100")
     return min(value, MAX_LIST_LIMIT)
+
+
+def check_open_options(dsn: object, connect_timeout: object, timeout: object) -> str:
+    """Check the arguments of Store.open and AsyncStore.open; return the dsn."""
+    if not isinstance(dsn, str):
+        raise ValueError(
+            f"dsn: expected a str, got {type(dsn).__name__}; pass '' to use the"
+            " PG* environment variables"
+        )
+    # libpq waits forever for a connect_timeout of 0 or below.
+    if (
+        not isinstance(connect_timeout, int)
+        or isinstance(connect_timeout, bool)
+        or not 1 <= connect_timeout <= 86_400
+    ):
+        raise ValueError(
+            f"connect_timeout: {_show(connect_timeout)} is not a whole number of"
+            " seconds from 1 to 86400"
+        )
+    if (
+        not isinstance(timeout, int | float)
+        or isinstance(timeout, bool)
+        or not 0 < timeout <= 86_400
+    ):
+        raise ValueError(
+            f"timeout: {_show(timeout)} is not a number of seconds above 0 and"
+            " at most 86400"
+        )
+    return dsn

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -86,9 +87,14 @@ def list_query(limit: object, before: object) -> tuple[str, Params]:
             f"before: expected a ConversationSummary from the previous page,"
             f" got {type(before).__name__}"
         )
+    if not isinstance(before.started_at, datetime) or before.started_at.tzinfo is None:
+        raise ValueError(
+            f"before: started_at {before.started_at!r} is not a timezone-aware"
+            " datetime; pass a summary returned by list_conversations"
+        )
     return "list_conversations_before", {
         "before_started_at": before.started_at,
-        "before_id": before.id,
+        "before_id": _checks.to_uuid(before.id, "before.id"),
         "limit": checked_limit,
     }
 

@@ -99,7 +99,10 @@ def run_migrations(
     """
     scripts = schema_scripts(directory)
     with _autocommit(conn), _migration_lock(conn):
-        queries.create_ledger(conn)
+        # Creating only when missing lets a role without CREATE on the schema
+        # start an application whose database is already migrated.
+        if not queries.ledger_exists(conn):
+            queries.create_ledger(conn)
         applied = _read_ledger(conn)
         _check_unchanged(scripts, applied)
         pending = [script for script in scripts if script.version not in applied]
