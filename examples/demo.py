@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timezone
 from pathlib import Path
 
 # The throwaway-server helper lives in the repository's tools/ folder.
@@ -34,9 +35,11 @@ def main(argv: list[str]) -> int:
     dsn = reachable_conninfo()
     if dsn is not None:
         where = (
-            "DATABASE_URL" if os.environ.get("DATABASE_URL") else "PG* / libpq defaults"
+            "DATABASE_URL names"
+            if os.environ.get("DATABASE_URL")
+            else "the PG* variables and libpq's defaults reach"
         )
-        print(f"Using the server that {where} reach.")
+        print(f"Using the server that {where}.")
         run(dsn, path, transcript)
         return 0
 
@@ -67,7 +70,9 @@ def print_summaries(summaries: list[ConversationSummary]) -> None:
     print("Newest conversations:")
     print(f"  {'id':36}  {'started at (UTC)':19}  {'model':12}  messages")
     for summary in summaries:
-        started = summary.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        started = summary.started_at.astimezone(timezone.utc).strftime(
+            "%Y-%m-%d %H:%M:%S"
+        )
         print(
             f"  {summary.id}  {started}  {summary.model[:12]:12}"
             f"  {summary.message_count:>8}"

@@ -39,7 +39,7 @@ def _assert_prints_example(stdout: str) -> None:
 def test_demo_on_reachable_server(dsn: str) -> None:
     result = _run_demo(dsn)
     assert result.returncode == 0, result.stderr
-    assert "Using the server that DATABASE_URL reach" in result.stdout
+    assert "Using the server that DATABASE_URL names." in result.stdout
     _assert_prints_example(result.stdout)
 
 
