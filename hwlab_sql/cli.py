@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from . import _cli_output as output
+from . import _core
 from ._cli_args import build_parser
 from ._cli_errors import (
     EXIT_CHECK_FAILED,
@@ -31,7 +32,7 @@ from ._query_check import check_queries
 from ._sql import SCHEMA_DIR
 from .migrations import migration_status, run_migrations, schema_scripts
 from .models import ConversationSummary
-from .store import Store
+from .store import Store, queries
 from .transcripts import (
     Transcript,
     import_transcript,
@@ -180,18 +181,21 @@ def _list(args: argparse.Namespace, dsn: str) -> int:
     with _open_store(dsn, args.connect_timeout) as store:
         before = None
         if args.before is not None:
-            # NOTE: this reads the messages of conversation --before as well,
-            # because the store offers no lookup of one summary.
-            last = store.get_conversation(args.before)
-            before = ConversationSummary(
-                last.id, last.started_at, last.model, len(last.messages)
-            )
+            before = _summary(store, args.before)
         summaries = store.list_conversations(args.limit, before=before)
     if args.json:
         _write(output.summaries_json(summaries))
     else:
         _write(output.summaries_text(summaries))
     return 0
+
+
+def _summary(store: Store, conversation_id: str) -> ConversationSummary:
+    """Return one conversation's summary through the public query object."""
+    params = _core.id_params(conversation_id)
+    with store.pool.connection() as conn:
+        row = queries.get_conversation_summary(conn, **params)
+    return ConversationSummary(*_core.require_found(row, params["conversation_id"]))
 
 
 def _show(args: argparse.Namespace, dsn: str) -> int:
@@ -208,9 +212,27 @@ def _import(args: argparse.Namespace, dsn: str) -> int:
     # Every file is read and checked before the first is stored, so that an
     # invalid file stores nothing.
     transcripts = [_read_transcript(name) for name in args.files]
+    output_error: OSError | None = None
     with _open_store(dsn, args.connect_timeout) as store:
-        for transcript in transcripts:
-            _write(f"{import_transcript(store, transcript)}\n")
+        for index, transcript in enumerate(transcripts):
+            try:
+                new_id = import_transcript(store, transcript)
+            except Exception:
+                if index:
+                    _warn(f"the first {index} of {len(transcripts)} files were stored")
+                raise
+            # Output that cannot be written must not stop the import halfway.
+            if output_error is None:
+                try:
+                    _write(f"{new_id}\n")
+                except OSError as exc:
+                    output_error = exc
+    if output_error is not None and not isinstance(output_error, BrokenPipeError):
+        _warn(
+            f"all {len(transcripts)} files were stored, but their ids could not"
+            " be printed"
+        )
+        raise output_error
     return 0
 
 

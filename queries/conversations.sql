@@ -13,6 +13,17 @@ SELECT
 FROM conversations AS c
 WHERE c.id = :conversation_id;
 
+-- name: get_conversation_summary(conversation_id)^
+-- The conversation as list_conversations shows it, without reading its
+-- messages; no row when it does not exist.
+SELECT
+    c.id,
+    c.started_at,
+    c.model,
+    c.message_count
+FROM conversations AS c
+WHERE c.id = :conversation_id;
+
 -- name: list_conversations(limit)
 -- The newest :limit conversations with their message counts, newest first;
 -- ties on started_at are ordered by id, so that keyset paging is stable.

@@ -605,3 +605,37 @@ def test_dsn_typed_as_id_hides_password() -> None:
     result = run_cli(None, "show", dsn)
     assert_one_error_line(result, 2, "is not a conversation id")
     assert b"s3cret" not in result.stderr
+
+
+def test_import_keeps_going_when_output_closes(
+    tmp_path: Path, dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    """A reader that goes away, such as head, does not cut the import short."""
+    path = write_transcript(tmp_path / "chat.json", [{"role": "user", "content": "x"}])
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": dsn}
+    with subprocess.Popen(
+        [sys.executable, "-m", "hwlab_sql", "import", *[str(path)] * 5],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+        cwd=ROOT,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()
+        errors = process.stderr.read()
+        process.wait(timeout=60)
+    assert process.returncode == 0
+    assert errors == b""
+    assert count_rows(db, "conversations") == 5
+
+
+def test_list_before_reads_one_summary(tmp_path: Path, dsn: str) -> None:
+    path = write_transcript(tmp_path / "chat.json", [{"role": "user", "content": "x"}])
+    ids = import_ids(dsn, path, path, path)
+    result = run_cli(dsn, "list", "--json", "--before", ids[-1])
+    assert result.returncode == 0
+    listed = [item["id"] for item in json.loads(stdout_of(result))]
+    assert listed == list(reversed(ids[:-1]))
+    missing = run_cli(dsn, "list", "--before", "00000000-0000-4000-8000-000000000000")
+    assert missing.returncode == 3
