@@ -3,7 +3,7 @@
     python -m benchmarks.run [--quick] [--json PATH]
 
 The server is the one DATABASE_URL, or else the PG* variables and libpq's
-defaults, reach. When none answers, a throwaway server is started from the
+defaults, reach. When none responds, a throwaway server is started from the
 installed PostgreSQL binaries. The run creates scratch databases of its own,
 one for bulk ingest and one per data set, and drops them at the end. Progress
 goes to stderr and the report to stdout. docs/benchmarks.md explains the

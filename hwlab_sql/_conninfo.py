@@ -92,7 +92,7 @@ def raise_connection_failed(
         f"cannot connect to {server}: {cause}; check that the server"
         " is running and that the host, port, user and password are right"
     )
-    # Neither chained nor kept as context: psycopg's error holds its
+    # Neither chained nor kept as context: psycopg's error keeps its
     # connection, and with it the password, in exc.pgconn. The message above
     # carries the cause.
     try:

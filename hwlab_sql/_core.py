@@ -1,8 +1,8 @@
 """Input checks, query parameters and typed results shared by every facade.
 
-Store, AsyncStore and their transactions run the same named queries; what a
-method sends and what it builds from the rows lives here once, so that the
-facades only differ in how they reach a connection.
+Store, AsyncStore and their transactions run the same named queries. What a
+method sends and what it builds from the rows is defined here once, so the
+facades differ only in how they reach a connection.
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ def missing_conversation_as_not_found(conversation_id: UUID) -> Iterator[None]:
     """Raise NotFoundError when an insert loses a race with a delete.
 
     The insert queries check that the conversation exists, but it can be
-    deleted between that check and the foreign key's; the server then rejects
-    the insert and nothing is stored.
+    deleted between that check and the foreign key's. The server then rejects
+    the insert, and nothing is stored.
     """
     try:
         yield

@@ -41,7 +41,7 @@ class SchemaScript:
 
 @dataclass(frozen=True, slots=True)
 class ScriptStatus:
-    """How one schema script on disk compares with the ledger."""
+    """The state of one schema script on disk compared with the ledger."""
 
     filename: str
     state: ScriptState

@@ -38,7 +38,7 @@ LIMIT :limit;
 
 -- name: list_conversations_before(before_started_at, before_id, limit)
 -- The next page of list_conversations: up to :limit conversations that sort
--- after the one given by its start time and id; empty after the oldest.
+-- after the one given by its start time and id. Empty after the oldest.
 SELECT
     c.id,
     c.started_at,

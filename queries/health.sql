@@ -1,3 +1,3 @@
 -- name: ping()$
--- The number 1, as proof that the server answers.
+-- The number 1, as proof that the server responds.
 SELECT 1;

@@ -12,7 +12,7 @@ RETURNING id;
 
 -- name: add_messages(conversation_id, roles, contents)
 -- Ids of the new messages in the order of the two arrays, which pair up by
--- position; no rows, and nothing stored, when the conversation does not exist.
+-- position. No rows, and nothing stored, when the conversation does not exist.
 INSERT INTO messages (conversation_id, role, content)
 SELECT
     c.id,

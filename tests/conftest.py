@@ -1,7 +1,7 @@
 """Fixtures that give every test a fresh, migrated database on a real server.
 
 The server is the one DATABASE_URL, or else the PG* variables and libpq's
-defaults, reach when one answers. Otherwise pytest-postgresql starts a
+defaults, reach when one responds. Otherwise pytest-postgresql starts a
 throwaway server from the installed binaries; as root, where PostgreSQL
 refuses to run, tools.pgserver starts one as an unprivileged user instead.
 Each test gets its own database, cloned from a template that the schema

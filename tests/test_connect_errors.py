@@ -106,7 +106,7 @@ def test_unparsable_dsn_hides_password() -> None:
 def test_wrong_password_keeps_no_psycopg_error(
     password_server: ThrowawayServer,
 ) -> None:
-    """psycopg's error holds the password in its pgconn, so none is attached."""
+    """psycopg's error keeps the password in its pgconn, so none is attached."""
     dsn = (
         f"host=127.0.0.1 port={password_server.port} user=postgres"
         f" password={WRONG_PASSWORD}"

@@ -146,11 +146,11 @@ def test_delete_conversation_missing(store: Any) -> None:
 
 
 def test_delete_leaves_other_conversations(store: Any) -> None:
-    kept = store.create_conversation()
-    store.add_message(kept, "user", "stay")
-    gone = store.create_conversation()
-    store.delete_conversation(gone)
-    assert [m.content for m in store.get_conversation(kept).messages] == ["stay"]
+    kept_id = store.create_conversation()
+    store.add_message(kept_id, "user", "stay")
+    deleted_id = store.create_conversation()
+    store.delete_conversation(deleted_id)
+    assert [m.content for m in store.get_conversation(kept_id).messages] == ["stay"]
 
 
 def test_list_conversations_newest_first(store: Any) -> None:
@@ -333,8 +333,8 @@ def test_add_message_loses_race_with_delete(
             except BaseException as exc:  # inspected below
                 outcome.append(exc)
 
-        # The insert sees the row, then its foreign key check waits for the
-        # deleting transaction, which commits and takes the row away.
+        # The insert finds the row, then its foreign key check waits for the
+        # deleting transaction, which commits and removes the row.
         writer = threading.Thread(target=add)
         writer.start()
         _wait_for_lock_wait(db)
