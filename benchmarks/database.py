@@ -10,7 +10,7 @@ worst case.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 from uuid import UUID
@@ -29,11 +29,15 @@ LONG_CONVERSATION_MESSAGES = 1_000
 
 
 @contextmanager
-def scratch_database(admin_dsn: str, purpose: str) -> Iterator[str]:
+def scratch_database(
+    admin_dsn: str, purpose: str, settings: Mapping[str, str]
+) -> Iterator[str]:
     """Create a migrated database for this run and drop it afterwards.
 
     Yields its conninfo. The name carries the process id and *purpose*, so
-    that two runs on one server do not collide.
+    that two runs on one server do not collide. *settings* (such as
+    random_page_cost) become the database's defaults, for every session the
+    run opens in it.
     """
     name = f"hwlab_sql_bench_{os.getpid()}_{purpose}"
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
@@ -41,6 +45,12 @@ def scratch_database(admin_dsn: str, purpose: str) -> Iterator[str]:
             sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
         )
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        for setting, value in settings.items():
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                    sql.Identifier(name), sql.Identifier(setting), sql.Literal(value)
+                )
+            )
     dsn = make_conninfo(admin_dsn, dbname=name)
     try:
         with psycopg.connect(dsn) as conn:
@@ -139,6 +149,11 @@ def table_sizes(conn: psycopg.Connection[Any]) -> tuple[int, int]:
 
 def server_version(conn: psycopg.Connection[Any]) -> str:
     """Return the server's version string, such as '15.20 (Debian ...)'."""
-    row = conn.execute("SHOW server_version").fetchone()
+    return show(conn, "server_version")
+
+
+def show(conn: psycopg.Connection[Any], setting: str) -> str:
+    """Return the value of a server setting in this session, such as '4'."""
+    row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(setting))).fetchone()
     assert row is not None
     return str(row[0])

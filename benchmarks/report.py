@@ -38,11 +38,13 @@ class Results:
     lists: dict[str, dict[str, Latency]] = field(default_factory=dict)
     threads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Read name, then data set size, then the fields of plans.ServerPlan.
+    plans: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
-def machine(server_version: str) -> dict[str, str]:
-    """Describe the machine and the software versions of this run."""
+def machine(server_version: str, planner: dict[str, str]) -> dict[str, str]:
+    """Describe the machine, the software versions and the *planner* settings."""
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     versions = {
         name: metadata.version(name)
@@ -55,6 +57,7 @@ def machine(server_version: str) -> dict[str, str]:
         "system": f"{platform.system()} {platform.release()}",
         "postgresql": server_version,
         "python": platform.python_version(),
+        "planner": ", ".join(f"{name} {value}" for name, value in planner.items()),
         **versions,
     }
 
@@ -71,13 +74,14 @@ def _ratio(value: float) -> str:
     return f"{value:6.2f}x"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
+    """Align *rows* under *header*: text to the left, numbers to the right."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = []
     for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0])]
-        cells += [
-            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)
+        cells = [
+            cell.ljust(width) if column < text_columns else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
@@ -145,6 +149,34 @@ def _flat_section(
         header += [_data_set_name(total), "/psycopg"]
     header += ["largest/smallest", "range"]
     return f"{title}\n{_table(header, rows)}"
+
+
+def _plans_section(results: Results) -> str:
+    rows = []
+    for name, by_data_set in results.plans.items():
+        for total in results.data_sets:
+            plan = by_data_set[str(total)]
+            rows.append(
+                [
+                    name,
+                    _data_set_name(total),
+                    plan["nodes"],
+                    f"{plan['buffers']:,}",
+                    _ms(plan["milliseconds"] / 1000),
+                ]
+            )
+    title = (
+        "Server side of reads 3 and 4: the plan each prepared statement settled"
+        " on, the buffers it touched and its execution time (EXPLAIN ANALYZE"
+        " without per-node timing; get_conversation's messages query)"
+    )
+    header = ["read", "data set", "plan", "buffers", "execution"]
+    return f"{title}\n{_table(header, rows, text_columns=3)}"
+
+
+def _plans_differ(results: Results, name: str) -> bool:
+    nodes = {plan["nodes"] for plan in results.plans.get(name, {}).values()}
+    return len(nodes) > 1
 
 
 def _ingest_medians(results: Results) -> dict[str, dict[str, float]]:
@@ -275,13 +307,15 @@ def _targets(results: Results) -> str:
             ratios = growth_ratios(
                 by_data_set[names[-1]][FACADE], by_data_set[smaller][FACADE]
             )
-            check(
-                is_flat(ratios),
+            text = (
                 f"{name} facade {_data_set_name(int(names[-1]))} /"
                 f" {_data_set_name(int(smaller))}: {statistics.median(ratios):.2f}x,"
                 f" {min(ratios):.2f}-{max(ratios):.2f} over repetitions (flat when"
-                f" the growth is within half that range or {FLAT_TOLERANCE:.0%})",
+                f" the growth is within half that range or {FLAT_TOLERANCE:.0%})"
             )
+            if _plans_differ(results, name):
+                text += "; the server plans differ between data sets, see above"
+            check(is_flat(ratios), text)
     return "Targets\n" + "\n".join(lines)
 
 
@@ -296,6 +330,7 @@ def render(results: Results) -> str:
         f" PostgreSQL {info['postgresql']}; Python {info['python']}; psycopg"
         f" {info['psycopg']}, psycopg-pool {info['psycopg-pool']}, aiosql"
         f" {info['aiosql']}, SQLAlchemy {info['sqlalchemy']}.\n"
+        f"Planner settings: {info['planner']}.\n"
         f"Load average (1, 5, 15 min) at the start: {info['load_at_start']};"
         f" at the end: {' '.join(f'{load:.2f}' for load in os.getloadavg())}."
     )
@@ -320,6 +355,7 @@ def render(results: Results) -> str:
             results.lists,
             results.data_sets,
         ),
+        _plans_section(results),
         _threads_section(results),
         _memory_section(results),
         _targets(results),

@@ -18,16 +18,17 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+from hwlab_sql import queries
 from tools.pgserver import ThrowawayServer, reachable_conninfo
 
-from . import database, report, workloads
+from . import database, plans, report, workloads
 from .child import DSN_VARIABLE, POOL_SIZE
 from .clients import COPY, FACADE, PSYCOPG, SQLALCHEMY, Client, open_client
 from .measure import Latency, LatencyRun, summarize
@@ -38,6 +39,8 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 CONVERSATIONS = 10_000
 THREADS = 8
 LIST_LIMIT = 100
+# Server settings that decide the plans of the reads, shown in the report.
+PLANNER_SETTINGS = ("random_page_cost", "shared_buffers", "effective_cache_size")
 TRANSCRIPT_MESSAGES = 100
 
 T = TypeVar("T")
@@ -280,6 +283,35 @@ def measure_reads(
             results.notes,
         )
         results.lists = split_series(summarize(runs))
+    results.plans = explain_reads(dsns, long_conversations)
+
+
+def explain_reads(
+    dsns: dict[int, str], long_conversations: dict[int, UUID]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """EXPLAIN the reads of workloads 3 and 4 on each data set.
+
+    get_conversation's plan is that of its messages query: the conversation
+    row is one primary key lookup on every data set.
+    """
+    progress("server plans of the reads, all data sets")
+    explained: dict[str, dict[str, dict[str, Any]]] = {}
+    for total, dsn in dsns.items():
+        reads: dict[str, tuple[str, dict[str, Any]]] = {
+            "get_conversation": (
+                queries.list_messages.sql,
+                {"conversation_id": long_conversations[total]},
+            ),
+            "list_conversations": (
+                queries.list_conversations.sql,
+                {"limit": LIST_LIMIT},
+            ),
+        }
+        for name, (query, params) in reads.items():
+            with database.connect(dsn) as conn:
+                plan = plans.explain_prepared(conn, query, params)
+            explained.setdefault(name, {})[str(total)] = asdict(plan)
+    return explained
 
 
 def series_key(label: str, total: int) -> str:
@@ -363,16 +395,22 @@ def load_data_set(dsn: str, total: int) -> tuple[list[UUID], UUID]:
     return ids, long_conversation
 
 
-def run(admin_dsn: str, plan: Plan) -> report.Results:
+def run(admin_dsn: str, plan: Plan, settings: Mapping[str, str]) -> report.Results:
     """Measure the workloads in scratch databases on the server of *admin_dsn*.
 
-    Bulk ingest runs in an empty database; each data set gets its own.
+    Bulk ingest runs in an empty database; each data set gets its own. The
+    server *settings* apply to all of them.
     """
     results = report.Results(plan=plan.name, data_sets=list(plan.data_sets))
     with ExitStack() as stack:
-        ingest_dsn = stack.enter_context(database.scratch_database(admin_dsn, "ingest"))
+        ingest_dsn = stack.enter_context(
+            database.scratch_database(admin_dsn, "ingest", settings)
+        )
         with database.connect(ingest_dsn) as conn:
-            results.machine = report.machine(database.server_version(conn))
+            results.machine = report.machine(
+                database.server_version(conn),
+                {name: database.show(conn, name) for name in PLANNER_SETTINGS},
+            )
         measure_ingest(ingest_dsn, plan, results)
         measure_ingest_memory(ingest_dsn, plan, results)
 
@@ -381,7 +419,7 @@ def run(admin_dsn: str, plan: Plan) -> report.Results:
         long_conversations: dict[int, UUID] = {}
         for total in plan.data_sets:
             dsn = stack.enter_context(
-                database.scratch_database(admin_dsn, f"{total}_messages")
+                database.scratch_database(admin_dsn, f"{total}_messages", settings)
             )
             dsns[total] = dsn
             ids[total], long_conversations[total] = load_data_set(dsn, total)
@@ -403,17 +441,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", type=Path, metavar="PATH", help="also write the raw results to PATH"
     )
+    parser.add_argument(
+        "--random-page-cost",
+        type=float,
+        metavar="COST",
+        help="set the planner's random_page_cost in the scratch databases, such"
+        " as 1.1 for data on SSDs or in memory (default: the server's setting)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    settings = {}
+    if args.random_page_cost is not None:
+        if args.random_page_cost < 0:
+            parser.error(
+                f"--random-page-cost: {args.random_page_cost} is negative;"
+                " PostgreSQL takes 0 or more (its default is 4)"
+            )
+        settings["random_page_cost"] = str(args.random_page_cost)
     started = time.monotonic()
 
     conninfo = reachable_conninfo()
     if conninfo is None:
         progress("no server answered; starting a throwaway PostgreSQL")
         with ThrowawayServer() as server:
-            results = run(server.conninfo, plan)
+            results = run(server.conninfo, plan, settings)
     else:
-        results = run(conninfo, plan)
+        results = run(conninfo, plan, settings)
 
     results.seconds = time.monotonic() - started
     print(report.render(results))
