@@ -1,4 +1,4 @@
-"""What the server does for the benchmarked reads, from EXPLAIN ANALYZE.
+"""Server plans of the benchmarked reads, from EXPLAIN ANALYZE.
 
 The clients run their queries as prepared statements: psycopg prepares a
 statement after a few executions, and PostgreSQL then settles on a custom or
@@ -49,8 +49,8 @@ def explain_prepared(
             f"conn: expected one prepared statement, the query's, and found"
             f" {len(names)}; pass a connection that has run nothing else"
         )
-    # psycopg numbers the placeholders in the order the names first appear,
-    # which dicts keep: the same order the literals are given in here.
+    # psycopg numbers the placeholders in the order the names first appear.
+    # Dicts keep that order, so the literals below line up with them.
     explain = sql.SQL(
         "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) EXECUTE {}({})"
     ).format(

@@ -106,6 +106,8 @@ def _latency_section(title: str, latencies: dict[str, Latency]) -> str:
 
 
 def _data_set_name(total: int) -> str:
+    if total % 1_000_000 == 0:
+        return f"{total // 1_000_000:,}M msgs"
     return f"{total // 1000:,}k msgs"
 
 

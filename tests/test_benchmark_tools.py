@@ -17,7 +17,7 @@ from benchmarks import database, plans, run
 from hwlab_sql import queries
 
 
-def test_scratch_database_applies_settings_and_is_dropped(dsn: str) -> None:
+def test_scratch_database_settings_then_drop(dsn: str) -> None:
     with (
         database.scratch_database(
             dsn, "settings_check", {"random_page_cost": "1.1"}
@@ -45,9 +45,7 @@ def _load(db: psycopg.Connection[Any]) -> UUID:
     return ids[0]
 
 
-def test_explain_prepared_reports_the_plan_of_the_messages_query(
-    dsn: str, db: psycopg.Connection[Any]
-) -> None:
+def test_explain_prepared_messages_query(dsn: str, db: psycopg.Connection[Any]) -> None:
     conversation_id = _load(db)
     with database.connect(dsn) as conn:
         plan = plans.explain_prepared(
@@ -59,7 +57,7 @@ def test_explain_prepared_reports_the_plan_of_the_messages_query(
     assert plan.milliseconds > 0
 
 
-def test_explain_prepared_names_every_node_down_to_the_scan(
+def test_explain_prepared_names_nodes_to_scan(
     dsn: str, db: psycopg.Connection[Any]
 ) -> None:
     _load(db)
@@ -71,7 +69,7 @@ def test_explain_prepared_names_every_node_down_to_the_scan(
     assert plan.buffers > 0
 
 
-def test_explain_prepared_needs_a_fresh_connection(
+def test_explain_prepared_rejects_used_connection(
     dsn: str, db: psycopg.Connection[Any]
 ) -> None:
     conversation_id = _load(db)
@@ -83,7 +81,7 @@ def test_explain_prepared_needs_a_fresh_connection(
             )
 
 
-def test_negative_random_page_cost_is_refused_before_any_work(
+def test_negative_random_page_cost_rejected(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit) as exited:
