@@ -1,6 +1,6 @@
 """Benchmark the Store facade against raw psycopg and SQLAlchemy Core.
 
-    python -m benchmarks.run [--quick] [--json PATH]
+    python -m benchmarks.run [--quick] [--json PATH] [--random-page-cost COST]
 
 The server is the one DATABASE_URL, or else the PG* variables and libpq's
 defaults, reach. When none responds, a throwaway server is started from the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -432,7 +433,9 @@ def run(admin_dsn: str, plan: Plan, settings: Mapping[str, str]) -> report.Resul
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -452,10 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     settings = {}
     if args.random_page_cost is not None:
-        if args.random_page_cost < 0:
+        if not (math.isfinite(args.random_page_cost) and args.random_page_cost >= 0):
             parser.error(
-                f"--random-page-cost: {args.random_page_cost} is negative;"
-                " PostgreSQL takes 0 or more (its default is 4)"
+                f"--random-page-cost: invalid value {args.random_page_cost};"
+                " give a finite number of 0 or more (PostgreSQL's default is 4)"
             )
         settings["random_page_cost"] = str(args.random_page_cost)
     started = time.monotonic()

@@ -81,12 +81,13 @@ def test_explain_prepared_rejects_used_connection(
             )
 
 
-def test_negative_random_page_cost_rejected(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize("cost", ["-1", "nan", "inf"])
+def test_invalid_random_page_cost_rejected(
+    cost: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        run.main(["--quick", "--random-page-cost", "-1"])
+        run.main(["--quick", "--random-page-cost", cost])
     assert exited.value.code == 2
     error = capsys.readouterr().err
-    assert "--random-page-cost: -1.0 is negative" in error
-    assert "default is 4" in error
+    assert f"--random-page-cost: invalid value {float(cost)};" in error
+    assert "finite number of 0 or more" in error
