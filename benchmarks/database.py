@@ -10,6 +10,7 @@ worst case.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -34,36 +35,57 @@ def scratch_database(
 ) -> Iterator[str]:
     """Create a migrated database for this run and drop it afterwards.
 
-    Yields its conninfo. The name carries the process id and *purpose*, so
-    that two runs on one server do not collide. *settings* (such as
-    random_page_cost) become the database's defaults, for every session the
-    run opens in it.
+    Yields its conninfo. The name carries the process id, a random part and
+    *purpose*, so that runs sharing a server do not collide. *settings* (such
+    as random_page_cost) become the database's defaults, for every session
+    the run opens in it, unless a setting of the role overrides them.
     """
-    name = f"hwlab_sql_bench_{os.getpid()}_{purpose}"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        for setting, value in settings.items():
-            admin.execute(
-                sql.SQL("ALTER DATABASE {} SET {} = {}").format(
-                    sql.Identifier(name), sql.Identifier(setting), sql.Literal(value)
-                )
-            )
-    dsn = make_conninfo(admin_dsn, dbname=name)
+    name = f"hwlab_sql_bench_{os.getpid()}_{secrets.token_hex(4)}_{purpose}"
     try:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            for setting, value in settings.items():
+                admin.execute(
+                    sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                        sql.Identifier(name),
+                        sql.Identifier(setting),
+                        sql.Literal(value),
+                    )
+                )
+        dsn = make_conninfo(admin_dsn, dbname=name)
         with psycopg.connect(dsn) as conn:
             run_migrations(conn)
         yield dsn
     finally:
+        # Also reached when CREATE DATABASE was interrupted or failed, hence
+        # IF EXISTS. FORCE ends sessions a failed run may have left behind.
         with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            # FORCE ends sessions a failed run may have left behind.
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(name)
                 )
             )
+
+
+class SettingError(ValueError):
+    """A server setting whose value the server rejected."""
+
+
+def check_settings(admin_dsn: str, settings: Mapping[str, str]) -> None:
+    """Try *settings* in a session of the server before a run creates anything.
+
+    :raises SettingError: naming the setting and the server's reason, when
+        the server rejects a value.
+    """
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        for setting, value in settings.items():
+            try:
+                conn.execute("SELECT set_config(%s, %s, false)", [setting, value])
+            except psycopg.errors.DataError as exc:
+                raise SettingError(
+                    f"{setting}: the server rejected {value!r}:"
+                    f" {exc.diag.message_primary}"
+                ) from None
 
 
 def connect(dsn: str) -> psycopg.Connection[Any]:

@@ -43,8 +43,8 @@ class Results:
     notes: list[str] = field(default_factory=list)
 
 
-def machine(server_version: str, planner: dict[str, str]) -> dict[str, str]:
-    """Describe the machine, the software versions and the *planner* settings."""
+def machine(server_version: str, settings: dict[str, str]) -> dict[str, str]:
+    """Describe the machine, the software versions and the server *settings*."""
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     versions = {
         name: metadata.version(name)
@@ -57,7 +57,7 @@ def machine(server_version: str, planner: dict[str, str]) -> dict[str, str]:
         "system": f"{platform.system()} {platform.release()}",
         "postgresql": server_version,
         "python": platform.python_version(),
-        "planner": ", ".join(f"{name} {value}" for name, value in planner.items()),
+        "settings": ", ".join(f"{name} {value}" for name, value in settings.items()),
         **versions,
     }
 
@@ -163,17 +163,30 @@ def _plans_section(results: Results) -> str:
                     name,
                     _data_set_name(total),
                     plan["nodes"],
+                    plan["kind"],
+                    f"{plan['rows']:,}",
                     f"{plan['buffers']:,}",
-                    _ms(plan["milliseconds"] / 1000),
+                    _ms(plan["planning_ms"] / 1000),
+                    _ms(plan["execution_ms"] / 1000),
                 ]
             )
     title = (
-        "Server side of reads 3 and 4: the plan each prepared statement settled"
-        " on, the buffers it touched and its execution time (EXPLAIN ANALYZE"
-        " without per-node timing; get_conversation's messages query)"
+        "Server side of reads 3 and 4 (get_conversation: its messages query),"
+        " prepared by psycopg on a fresh connection and run 6 times, then"
+        " EXPLAIN ANALYZE without per-node timing: the plan, generic or custom,"
+        " rows, buffers, and median planning and execution times"
     )
-    header = ["read", "data set", "plan", "buffers", "execution"]
-    return f"{title}\n{_table(header, rows, text_columns=3)}"
+    header = [
+        "read",
+        "data set",
+        "plan",
+        "kind",
+        "rows",
+        "buffers",
+        "planning",
+        "execution",
+    ]
+    return f"{title}\n{_table(header, rows, text_columns=4)}"
 
 
 def _plans_differ(results: Results, name: str) -> bool:
@@ -332,7 +345,7 @@ def render(results: Results) -> str:
         f" PostgreSQL {info['postgresql']}; Python {info['python']}; psycopg"
         f" {info['psycopg']}, psycopg-pool {info['psycopg-pool']}, aiosql"
         f" {info['aiosql']}, SQLAlchemy {info['sqlalchemy']}.\n"
-        f"Planner settings: {info['planner']}.\n"
+        f"Server settings: {info['settings']}.\n"
         f"Load average (1, 5, 15 min) at the start: {info['load_at_start']};"
         f" at the end: {' '.join(f'{load:.2f}' for load in os.getloadavg())}."
     )
@@ -341,7 +354,8 @@ def render(results: Results) -> str:
         header,
         _latency_section(
             f"1. add_message, single calls (10,000 conversations, {largest} messages;"
-            " each pool connection first stored one 100-message transcript)",
+            " each client first stored 8 transcripts of 100 messages, one per"
+            " connection of the psycopg pools)",
             results.single_adds,
         ),
         _ingest_section(results),

@@ -40,8 +40,23 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 CONVERSATIONS = 10_000
 THREADS = 8
 LIST_LIMIT = 100
-# Server settings that decide the plans of the reads, shown in the report.
-PLANNER_SETTINGS = ("random_page_cost", "shared_buffers", "effective_cache_size")
+# Server settings shown in the report: the planner's inputs that decide the
+# plans of the reads, and the cache that decides whether their pages are read
+# from disk.
+SERVER_SETTINGS = (
+    "random_page_cost",
+    "seq_page_cost",
+    "effective_cache_size",
+    "work_mem",
+    "plan_cache_mode",
+    "shared_buffers",
+)
+# Warm-up rounds, uncounted, before the first repetition of workloads 1, 3
+# and 4. psycopg prepares a statement at its 6th execution on a connection,
+# and PostgreSQL weighs the generic plan from the 6th execution of the
+# prepared statement on: the 11th call. A pool hands its connections out in
+# turn, so 12 rounds per pooled connection let every connection settle.
+WARMUP_ROUNDS = 12 * POOL_SIZE
 TRANSCRIPT_MESSAGES = 100
 
 T = TypeVar("T")
@@ -80,7 +95,7 @@ FULL = Plan(
     thread_calls=250,
     probe_calls=200,
     memory_repetitions=2,
-    warmup=50,
+    warmup=WARMUP_ROUNDS,
     loop_seconds=120.0,
 )
 
@@ -97,7 +112,7 @@ QUICK = Plan(
     thread_calls=40,
     probe_calls=40,
     memory_repetitions=1,
-    warmup=50,
+    warmup=WARMUP_ROUNDS,
     loop_seconds=20.0,
 )
 
@@ -401,17 +416,30 @@ def run(admin_dsn: str, plan: Plan, settings: Mapping[str, str]) -> report.Resul
 
     Bulk ingest runs in an empty database; each data set gets its own. The
     server *settings* apply to all of them.
+
+    :raises database.SettingError: when the server rejects one of *settings*.
     """
+    database.check_settings(admin_dsn, settings)
     results = report.Results(plan=plan.name, data_sets=list(plan.data_sets))
     with ExitStack() as stack:
         ingest_dsn = stack.enter_context(
             database.scratch_database(admin_dsn, "ingest", settings)
         )
         with database.connect(ingest_dsn) as conn:
+            server_settings = {
+                name: database.show(conn, name) for name in SERVER_SETTINGS
+            }
             results.machine = report.machine(
-                database.server_version(conn),
-                {name: database.show(conn, name) for name in PLANNER_SETTINGS},
+                database.server_version(conn), server_settings
             )
+        for name, value in settings.items():
+            in_effect = server_settings.get(name, value)
+            if not same_setting(in_effect, value):
+                results.notes.append(
+                    f"{name} is {in_effect} in the scratch databases, not the"
+                    f" {value} requested: a setting of the role or of the"
+                    " connection overrides the database's"
+                )
         measure_ingest(ingest_dsn, plan, results)
         measure_ingest_memory(ingest_dsn, plan, results)
 
@@ -430,6 +458,14 @@ def run(admin_dsn: str, plan: Plan, settings: Mapping[str, str]) -> report.Resul
         measure_writes(dsns[largest], plan, ids[largest], results)
         measure_memory(dsns[largest], plan, results)
     return results
+
+
+def same_setting(shown: str, requested: str) -> bool:
+    """Tell whether SHOW's *shown* value is the *requested* one ("4" is "4.0")."""
+    try:
+        return float(shown) == float(requested)
+    except ValueError:
+        return shown == requested
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -464,12 +500,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
 
     conninfo = reachable_conninfo()
-    if conninfo is None:
-        progress("no server answered; starting a throwaway PostgreSQL")
-        with ThrowawayServer() as server:
-            results = run(server.conninfo, plan, settings)
-    else:
-        results = run(conninfo, plan, settings)
+    try:
+        if conninfo is None:
+            progress("no server answered; starting a throwaway PostgreSQL")
+            with ThrowawayServer() as server:
+                results = run(server.conninfo, plan, settings)
+        else:
+            results = run(conninfo, plan, settings)
+    except database.SettingError as exc:
+        parser.error(str(exc))
 
     results.seconds = time.monotonic() - started
     print(report.render(results))

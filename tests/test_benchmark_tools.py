@@ -41,8 +41,15 @@ def _load(db: psycopg.Connection[Any]) -> UUID:
     """Store 3 conversations and 2,000 messages, half in the first; return its id."""
     ids = database.create_conversations(db, 3)
     database.load_messages(db, ids, 2_000)
-    db.commit()
     return ids[0]
+
+
+def _prepared_plans(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    row = conn.execute(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def test_explain_prepared_messages_query(dsn: str, db: psycopg.Connection[Any]) -> None:
@@ -51,22 +58,60 @@ def test_explain_prepared_messages_query(dsn: str, db: psycopg.Connection[Any]) 
         plan = plans.explain_prepared(
             conn, queries.list_messages.sql, {"conversation_id": conversation_id}
         )
+        generic, custom = _prepared_plans(conn)
+    assert plan.rows == 1_000
     # Half of a small table: the planner may read the table or an index.
-    assert "Scan" in plan.nodes.split(" > ")[-1]
+    assert plan.nodes.split(" > ")[-1].endswith("Scan")
     assert plan.buffers > 0
-    assert plan.milliseconds > 0
+    assert plan.planning_ms >= 0
+    assert plan.execution_ms > 0
+    # The 6 executions before EXPLAIN settle the plan; the 15 runs of
+    # EXPLAIN ANALYZE all use it, and the kind names it.
+    assert plan.kind == ("generic" if generic >= plans.EXPLAIN_RUNS else "custom")
+    assert generic + custom == plans.CUSTOM_PLAN_EXECUTIONS + 1 + plans.EXPLAIN_RUNS
 
 
-def test_explain_prepared_names_nodes_to_scan(
-    dsn: str, db: psycopg.Connection[Any]
-) -> None:
+def test_explain_prepared_list_query(dsn: str, db: psycopg.Connection[Any]) -> None:
     _load(db)
     with database.connect(dsn) as conn:
         plan = plans.explain_prepared(
             conn, queries.list_conversations.sql, {"limit": 2}
         )
     assert plan.nodes.startswith("Limit > ")
+    assert plan.rows == 2
     assert plan.buffers > 0
+
+
+def test_explain_prepared_orders_params_as_query(
+    dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    _load(db)
+    query = (
+        "SELECT id FROM messages WHERE seq BETWEEN %(low)s AND %(high)s"
+        " AND seq <> %(low)s"
+    )
+    with database.connect(dsn) as conn:
+        plan = plans.explain_prepared(conn, query, {"high": 500, "low": 101})
+    # Bound in the dict's order, the range would be 500 to 101: no rows.
+    assert plan.rows == 399
+
+
+def test_explain_prepared_query_without_params(
+    dsn: str, db: psycopg.Connection[Any]
+) -> None:
+    _load(db)
+    with database.connect(dsn) as conn:
+        plan = plans.explain_prepared(conn, "SELECT count(*) FROM messages", {})
+    assert plan.nodes.startswith("Aggregate")
+    assert plan.rows == 1
+
+
+def test_explain_prepared_rejects_wrong_params(dsn: str) -> None:
+    with (
+        database.connect(dsn) as conn,
+        pytest.raises(ValueError, match=r"names \['limit'\].*got \['limt'\]"),
+    ):
+        plans.explain_prepared(conn, queries.list_conversations.sql, {"limt": 2})
 
 
 def test_explain_prepared_rejects_used_connection(
@@ -81,13 +126,46 @@ def test_explain_prepared_rejects_used_connection(
             )
 
 
+def test_placeholder_names_first_appearance() -> None:
+    query = "SELECT %(b)s, %(a)s, %(b)s, '%%(c)s'"
+    assert plans.placeholder_names(query) == ["b", "a"]
+
+
 @pytest.mark.parametrize("cost", ["-1", "nan", "inf"])
 def test_invalid_random_page_cost_rejected(
-    cost: str, capsys: pytest.CaptureFixture[str]
+    cost: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def run_nothing(*args: object) -> None:
+        raise AssertionError("the run started despite an invalid option")
+
+    monkeypatch.setattr(run, "run", run_nothing)
     with pytest.raises(SystemExit) as exited:
         run.main(["--quick", "--random-page-cost", cost])
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert f"--random-page-cost: invalid value {float(cost)};" in error
     assert "finite number of 0 or more" in error
+
+
+@pytest.mark.parametrize("value", ["1e-320", "fast"])
+def test_check_settings_rejects_server_invalid(dsn: str, value: str) -> None:
+    with pytest.raises(database.SettingError, match=f"rejected '{value}': invalid"):
+        database.check_settings(dsn, {"random_page_cost": value})
+
+
+def test_check_settings_accepts_valid(dsn: str) -> None:
+    database.check_settings(dsn, {"random_page_cost": "1.1", "work_mem": "8MB"})
+
+
+@pytest.mark.parametrize(
+    ("shown", "requested", "same"),
+    [
+        ("4", "4.0", True),
+        ("1.1", "1.1", True),
+        ("4", "1.1", False),
+        ("8MB", "8MB", True),
+        ("8MB", "16MB", False),
+    ],
+)
+def test_same_setting(shown: str, requested: str, same: bool) -> None:
+    assert run.same_setting(shown, requested) is same
