@@ -23,7 +23,13 @@ from typing import Any
 
 from . import database, workloads
 from .clients import open_client
-from .measure import peak_resident_kib, reset_peak_resident, resident_kib
+from .measure import (
+    LatencyRun,
+    ThreadedRun,
+    peak_resident_kib,
+    reset_peak_resident,
+    resident_kib,
+)
 
 POOL_SIZE = 8
 DSN_VARIABLE = "HWLAB_BENCH_DSN"
@@ -61,9 +67,10 @@ def run_ingest(label: str, dsn: str, per_conversation: int, seconds: float) -> A
 def run_probe(label: str, dsn: str, calls: int, seconds: float) -> Any:
     """Run each read and write workload once and return its peak memory.
 
-    Before each workload the peak resident size is reset to the current one,
-    so that each peak belongs to one workload. Where the kernel cannot reset
-    it, the peaks are None.
+    The workloads share one deadline, *seconds* from the start. Before each
+    workload the peak resident size is reset to the current one, so that each
+    peak belongs to one workload. Where the kernel cannot reset it, the peaks
+    are None.
     """
     with database.connect(dsn) as conn:
         ids = [
@@ -75,7 +82,7 @@ def run_probe(label: str, dsn: str, calls: int, seconds: float) -> Any:
     long_conversation, others = ids[0], ids[1:]
     client = open_client(label, dsn, POOL_SIZE)
     deadline = time.monotonic() + seconds
-    steps: dict[str, Callable[[], object]] = {
+    steps: dict[str, Callable[[], LatencyRun | ThreadedRun]] = {
         "add_message": lambda: workloads.single_adds(
             [client], others, calls, 0, deadline
         ),
@@ -94,10 +101,11 @@ def run_probe(label: str, dsn: str, calls: int, seconds: float) -> Any:
         for name, step in steps.items():
             can_reset = reset_peak_resident()
             before_kib = resident_kib()
-            step()
+            run = step()
             result[name] = {
                 "before_kib": before_kib,
                 "peak_kib": peak_resident_kib() if can_reset else None,
+                "stopped_early": run.stopped_early,
             }
     finally:
         client.close()

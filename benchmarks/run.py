@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from types import FrameType
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 from hwlab_sql import queries
@@ -372,6 +374,17 @@ def measure_writes(
             results.notes,
         )
         results.single_adds = summarize(runs)
+        for index, client in enumerate(clients):
+            # Untimed: opens SQLAlchemy's connections, which its pool opens
+            # on demand, and lets every connection settle on its plan.
+            progress(f"add_message, {THREADS} threads, {client.label}, warm-up")
+            first = 200 + THREADS * index
+            workloads.threaded_adds(
+                client,
+                conversation_ids[first : first + THREADS],
+                WARMUP_ROUNDS // THREADS,
+                time.monotonic() + plan.loop_seconds,
+            )
         for repetition in range(plan.repetitions):
             for index, client in enumerate(rotated(clients, repetition)):
                 progress(f"add_message, {THREADS} threads, {client.label}")
@@ -393,9 +406,14 @@ def measure_memory(dsn: str, plan: Plan, results: report.Results) -> None:
     """Peak memory of workloads 1, 3, 4 and 5: one fresh process per client."""
     for label in [PSYCOPG, FACADE, SQLALCHEMY]:
         progress(f"memory of each workload, {label}")
-        results.memory[label] = run_child(
-            "probe", label, dsn, plan.probe_calls, plan.loop_seconds
-        )
+        probe = run_child("probe", label, dsn, plan.probe_calls, plan.loop_seconds)
+        for workload, outcome in probe.items():
+            if outcome["stopped_early"]:
+                results.notes.append(
+                    f"memory of {workload}, {label}: stopped early at the time"
+                    " limit the workloads share"
+                )
+        results.memory[label] = probe
 
 
 def load_data_set(dsn: str, total: int) -> tuple[list[UUID], UUID]:
@@ -460,6 +478,10 @@ def run(admin_dsn: str, plan: Plan, settings: Mapping[str, str]) -> report.Resul
     return results
 
 
+def _exit_on_signal(signal_number: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(128 + signal_number)
+
+
 def same_setting(shown: str, requested: str) -> bool:
     """Tell whether SHOW's *shown* value is the *requested* one ("4" is "4.0")."""
     try:
@@ -488,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         " as 1.1 for data on SSDs or in memory (default: the server's setting)",
     )
     args = parser.parse_args(argv)
+    # SIGTERM ends the run as Ctrl-C does: through the finally blocks that
+    # drop the scratch databases.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     plan = QUICK if args.quick else FULL
     settings = {}
     if args.random_page_cost is not None:

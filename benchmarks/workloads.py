@@ -30,7 +30,9 @@ def make_content(rng: random.Random) -> str:
     length = rng.randrange(80, 320)
     words = [rng.choice(WORDS) for _ in range(length // 4)]
     if rng.random() < 0.1:
-        words[rng.randrange(len(words))] = rng.choice(NON_ASCII_WORDS)
+        # The first half of the words ends well before the cut at length,
+        # so the replacement stays in the message.
+        words[rng.randrange(len(words) // 2)] = rng.choice(NON_ASCII_WORDS)
     return " ".join(words)[:length]
 
 

@@ -7,6 +7,11 @@ scratch databases with their settings, and the EXPLAIN of the reads.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +20,8 @@ import pytest
 
 from benchmarks import database, plans, run
 from hwlab_sql import queries
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def test_scratch_database_settings_then_drop(dsn: str) -> None:
@@ -169,3 +176,40 @@ def test_check_settings_accepts_valid(dsn: str) -> None:
 )
 def test_same_setting(shown: str, requested: str, same: bool) -> None:
     assert run.same_setting(shown, requested) is same
+
+
+def _scratch_databases(db: psycopg.Connection[Any], pid: int) -> int:
+    row = db.execute(
+        "SELECT count(*) FROM pg_database WHERE datname LIKE %s",
+        [f"hwlab_sql_bench_{pid}_%"],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.slow
+def test_sigterm_drops_scratch_databases(dsn: str, db: psycopg.Connection[Any]) -> None:
+    db.autocommit = True
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.run", "--quick"],
+        cwd=REPOSITORY,
+        env={**os.environ, "DATABASE_URL": dsn},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert bench.stderr is not None
+        # Progress lines go to stderr; "loading" comes once the ingest
+        # database exists and the first data set's is being filled.
+        for line in bench.stderr:
+            if "loading" in line:
+                break
+        assert _scratch_databases(db, bench.pid) >= 1
+        bench.send_signal(signal.SIGTERM)
+        bench.communicate(timeout=60)
+    finally:
+        bench.kill()
+        bench.wait()
+    assert bench.returncode == 128 + signal.SIGTERM
+    assert _scratch_databases(db, bench.pid) == 0
