@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 from hwlab_sql.models import ConversationSummary, Message, Role
-from tools.pgserver import ThrowawayServer, reachable_conninfo
 
 from . import database
 from .child import POOL_SIZE
@@ -76,12 +75,8 @@ def print_call_costs(admin_dsn: str) -> None:
 
 def main() -> int:
     print_build_costs()
-    conninfo = reachable_conninfo()
-    if conninfo is None:
-        with ThrowawayServer() as server:
-            print_call_costs(server.conninfo)
-    else:
-        print_call_costs(conninfo)
+    with database.admin_server() as admin_dsn:
+        print_call_costs(admin_dsn)
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -21,12 +22,30 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from hwlab_sql.migrations import run_migrations
+from tools.pgserver import ThrowawayServer, reachable_conninfo
 
 # Messages that one INSERT of load_messages() writes.
 LOAD_CHUNK = 200_000
 
 # Messages of the conversation that get_conversation reads.
 LONG_CONVERSATION_MESSAGES = 1_000
+
+
+@contextmanager
+def admin_server() -> Iterator[str]:
+    """Yield the conninfo of the server the run uses, starting one if needed.
+
+    That is the server DATABASE_URL, or else the PG* variables and libpq's
+    defaults, reach. When none responds, a throwaway server is started from
+    the installed PostgreSQL binaries and removed afterwards.
+    """
+    conninfo = reachable_conninfo()
+    if conninfo is not None:
+        yield conninfo
+        return
+    print("no server responded; starting a throwaway PostgreSQL", file=sys.stderr)
+    with ThrowawayServer() as server:
+        yield server.conninfo
 
 
 @contextmanager

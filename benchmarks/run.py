@@ -29,7 +29,6 @@ from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 from hwlab_sql import queries
-from tools.pgserver import ThrowawayServer, reachable_conninfo
 
 from . import database, plans, report, workloads
 from .child import DSN_VARIABLE, POOL_SIZE
@@ -53,8 +52,8 @@ SERVER_SETTINGS = (
     "plan_cache_mode",
     "shared_buffers",
 )
-# Warm-up rounds, uncounted, before the first repetition of workloads 1, 3
-# and 4. psycopg prepares a statement at its 6th execution on a connection,
+# Warm-up rounds, uncounted, before the first repetition of workloads 1, 3,
+# 4 and 5. psycopg prepares a statement at its 6th execution on a connection,
 # and PostgreSQL weighs the generic plan from the 6th execution of the
 # prepared statement on: the 11th call. A pool hands its connections out in
 # turn, so 12 rounds per pooled connection let every connection settle.
@@ -482,12 +481,12 @@ def _exit_on_signal(signal_number: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(128 + signal_number)
 
 
-def same_setting(shown: str, requested: str) -> bool:
-    """Tell whether SHOW's *shown* value is the *requested* one ("4" is "4.0")."""
+def same_setting(in_effect: str, requested: str) -> bool:
+    """Tell whether SHOW's *in_effect* value is the *requested* one ("4" is "4.0")."""
     try:
-        return float(shown) == float(requested)
+        return float(in_effect) == float(requested)
     except ValueError:
-        return shown == requested
+        return in_effect == requested
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -507,12 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         metavar="COST",
         help="set the planner's random_page_cost in the scratch databases, such"
-        " as 1.1 for data on SSDs or in memory (default: the server's setting)",
+        " as 1.1 for SSDs (default: the server's setting)",
     )
     args = parser.parse_args(argv)
-    # SIGTERM ends the run as Ctrl-C does: through the finally blocks that
-    # drop the scratch databases.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
     plan = QUICK if args.quick else FULL
     settings = {}
     if args.random_page_cost is not None:
@@ -522,16 +518,13 @@ def main(argv: list[str] | None = None) -> int:
                 " give a finite number of 0 or more (PostgreSQL's default is 4)"
             )
         settings["random_page_cost"] = str(args.random_page_cost)
+    # SIGTERM ends the run as Ctrl-C does: through the finally blocks that
+    # drop the scratch databases.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     started = time.monotonic()
-
-    conninfo = reachable_conninfo()
     try:
-        if conninfo is None:
-            progress("no server answered; starting a throwaway PostgreSQL")
-            with ThrowawayServer() as server:
-                results = run(server.conninfo, plan, settings)
-        else:
-            results = run(conninfo, plan, settings)
+        with database.admin_server() as admin_dsn:
+            results = run(admin_dsn, plan, settings)
     except database.SettingError as exc:
         parser.error(str(exc))
 

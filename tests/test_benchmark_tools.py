@@ -72,7 +72,7 @@ def test_explain_prepared_messages_query(dsn: str, db: psycopg.Connection[Any]) 
     assert plan.buffers > 0
     assert plan.planning_ms >= 0
     assert plan.execution_ms > 0
-    # The 6 executions before EXPLAIN settle the plan; the 15 runs of
+    # The 6 executions before EXPLAIN settle the plan. The 15 runs of
     # EXPLAIN ANALYZE all use it, and the kind names it.
     assert plan.kind == ("generic" if generic >= plans.EXPLAIN_RUNS else "custom")
     assert generic + custom == plans.CUSTOM_PLAN_EXECUTIONS + 1 + plans.EXPLAIN_RUNS
@@ -165,7 +165,7 @@ def test_check_settings_accepts_valid(dsn: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("shown", "requested", "same"),
+    ("in_effect", "requested", "same"),
     [
         ("4", "4.0", True),
         ("1.1", "1.1", True),
@@ -174,8 +174,8 @@ def test_check_settings_accepts_valid(dsn: str) -> None:
         ("8MB", "16MB", False),
     ],
 )
-def test_same_setting(shown: str, requested: str, same: bool) -> None:
-    assert run.same_setting(shown, requested) is same
+def test_same_setting(in_effect: str, requested: str, same: bool) -> None:
+    assert run.same_setting(in_effect, requested) is same
 
 
 def _scratch_databases(db: psycopg.Connection[Any], pid: int) -> int:
@@ -200,8 +200,8 @@ def test_sigterm_drops_scratch_databases(dsn: str, db: psycopg.Connection[Any]) 
     )
     try:
         assert bench.stderr is not None
-        # Progress lines go to stderr; "loading" comes once the ingest
-        # database exists and the first data set's is being filled.
+        # Progress lines go to stderr. "loading" is printed once the ingest
+        # database exists, while the first data set's database fills.
         for line in bench.stderr:
             if "loading" in line:
                 break
